@@ -1,0 +1,72 @@
+//! The bodies of bus messages between api, scheduler and volume managers.
+//!
+//! Every body travels inside a versioned envelope (see `scoria-bus`); bump
+//! [`RPC_VERSION`] when a body changes incompatibly.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Metadata;
+
+/// The version of the message bodies below.
+pub const RPC_VERSION: u32 = 1;
+
+/// Work queue of the schedulers (any one scheduler takes each message).
+pub const SCHEDULER_TOPIC: &str = "scoria-scheduler";
+
+/// Fanout on which volume services publish their stats to every scheduler.
+pub const STATS_FANOUT: &str = "scoria-scheduler-stats";
+
+/// Work queue of one backend (`host@backend`).
+pub fn volume_topic(backend: &str) -> String {
+    format!("scoria-volume.{backend}")
+}
+
+/// What the scheduler needs to place a volume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestSpec {
+    pub volume_id: String,
+    pub size: i64,
+    pub volume_type_id: Option<String>,
+    /// The volume type's extra specs at request time.
+    pub extra_specs: Metadata,
+    pub availability_zone: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub source_volid: Option<String>,
+    /// A copy of a snapshot or volume must land on the backend (`host@backend`) that holds it.
+    pub source_backend: Option<String>,
+    /// Backends already tried for this volume, oldest first.
+    #[serde(default)]
+    pub attempts: Vec<String>,
+}
+
+/// Casts to the scheduler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", content = "args", rename_all = "snake_case")]
+pub enum SchedulerRequest {
+    /// Pick a pool for a volume in `creating` and hand it to that backend.
+    CreateVolume { request_spec: RequestSpec },
+}
+
+/// Casts to one backend's volume manager.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", content = "args", rename_all = "snake_case")]
+pub enum VolumeRequest {
+    /// Create the volume on `host` (`host@backend#pool`), then mark it available.
+    CreateVolume {
+        request_spec: RequestSpec,
+        host: String,
+    },
+    DeleteVolume {
+        volume_id: String,
+    },
+    CreateSnapshot {
+        snapshot_id: String,
+    },
+    DeleteSnapshot {
+        snapshot_id: String,
+    },
+    ExtendVolume {
+        volume_id: String,
+        new_size: i64,
+    },
+}

@@ -1,0 +1,148 @@
+//! Status values of volumes, snapshots and attachments, spelled as Cinder does.
+//!
+//! The database stores these strings; every change of status is a
+//! compare-and-set from a set of expected statuses (see `scoria-db`).
+
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! status_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The wire spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!(
+                        "'{other}' is not a valid {}; expected one of: {}",
+                        stringify!($name),
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+status_enum!(
+    /// A volume's `status`.
+    VolumeStatus {
+        Creating => "creating",
+        Available => "available",
+        Reserved => "reserved",
+        Attaching => "attaching",
+        Detaching => "detaching",
+        InUse => "in-use",
+        Maintenance => "maintenance",
+        Deleting => "deleting",
+        AwaitingTransfer => "awaiting-transfer",
+        Error => "error",
+        ErrorDeleting => "error_deleting",
+        BackingUp => "backing-up",
+        RestoringBackup => "restoring-backup",
+        ErrorBackingUp => "error_backing-up",
+        ErrorRestoring => "error_restoring",
+        ErrorExtending => "error_extending",
+        Downloading => "downloading",
+        Uploading => "uploading",
+        Retyping => "retyping",
+        Extending => "extending",
+    }
+);
+
+status_enum!(
+    /// A snapshot's `status`.
+    SnapshotStatus {
+        Creating => "creating",
+        Available => "available",
+        Deleting => "deleting",
+        Error => "error",
+        ErrorDeleting => "error_deleting",
+        Restoring => "restoring",
+        BackingUp => "backing-up",
+    }
+);
+
+status_enum!(
+    /// A volume's `attach_status` (and an attachment's status).
+    AttachStatus {
+        Detached => "detached",
+        Reserved => "reserved",
+        Attaching => "attaching",
+        Attached => "attached",
+        Detaching => "detaching",
+        ErrorAttaching => "error_attaching",
+        ErrorDetaching => "error_detaching",
+    }
+);
+
+impl VolumeStatus {
+    /// Statuses from which a volume may be deleted without `force`.
+    pub const DELETABLE: &'static [VolumeStatus] = &[
+        VolumeStatus::Available,
+        VolumeStatus::Error,
+        VolumeStatus::ErrorRestoring,
+        VolumeStatus::ErrorExtending,
+    ];
+
+    /// Statuses an operation leaves a volume in while a worker owns it.
+    pub const TRANSITIONAL: &'static [VolumeStatus] = &[
+        VolumeStatus::Creating,
+        VolumeStatus::Deleting,
+        VolumeStatus::Extending,
+        VolumeStatus::Downloading,
+        VolumeStatus::Uploading,
+        VolumeStatus::Retyping,
+    ];
+}
+
+impl SnapshotStatus {
+    /// Statuses from which a snapshot may be deleted without `force`.
+    pub const DELETABLE: &'static [SnapshotStatus] =
+        &[SnapshotStatus::Available, SnapshotStatus::Error];
+}
+
+/// Renders a status set as Cinder words it in messages: `'available', 'error'`.
+pub fn list_quoted<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_round_trips() {
+        for s in VolumeStatus::ALL {
+            assert_eq!(s.as_str().parse::<VolumeStatus>().unwrap(), *s);
+        }
+        for s in SnapshotStatus::ALL {
+            assert_eq!(s.as_str().parse::<SnapshotStatus>().unwrap(), *s);
+        }
+        assert!("bogus".parse::<AttachStatus>().is_err());
+    }
+}

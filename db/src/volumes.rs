@@ -1,0 +1,324 @@
+//! Volumes.
+
+use scoria_core::model::{Metadata, Volume};
+use scoria_core::status::{AttachStatus, VolumeStatus};
+use scoria_core::{time, Error};
+use sqlx::any::AnyRow;
+
+use crate::metadata::{self, load_many, MetaKind};
+use crate::query::{check_marker, Page, Sql, SortKey};
+use crate::{db_err, get_bool, get_i64, get_opt, get_str, parse, parse_opt, Db, Result};
+
+/// Filters of a volume listing; `None` means "any".
+#[derive(Debug, Clone, Default)]
+pub struct VolumeQuery {
+    /// Restrict to one project (`None` = all projects).
+    pub project_id: Option<String>,
+    pub name: Option<String>,
+    pub status: Option<String>,
+    pub availability_zone: Option<String>,
+    pub bootable: Option<bool>,
+    pub size: Option<i64>,
+    pub host: Option<String>,
+    /// Every pair must be present in the volume's metadata.
+    pub metadata: Vec<(String, String)>,
+    pub page: Page,
+}
+
+impl VolumeQuery {
+    /// Keys a volume listing may be sorted by.
+    pub const SORT_KEYS: &'static [SortKey] = &[
+        SortKey { name: "created_at", column: "created_at", nullable: false },
+        SortKey { name: "updated_at", column: "updated_at", nullable: true },
+        SortKey { name: "id", column: "id", nullable: false },
+        SortKey { name: "name", column: "name", nullable: true },
+        SortKey { name: "display_name", column: "name", nullable: true },
+        SortKey { name: "size", column: "size", nullable: false },
+        SortKey { name: "status", column: "status", nullable: false },
+        SortKey { name: "availability_zone", column: "availability_zone", nullable: false },
+        SortKey { name: "bootable", column: "bootable", nullable: false },
+    ];
+}
+
+/// Fields to change on a volume; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct VolumeChanges {
+    pub status: Option<VolumeStatus>,
+    pub previous_status: Option<Option<VolumeStatus>>,
+    pub attach_status: Option<AttachStatus>,
+    pub host: Option<Option<String>>,
+    pub size: Option<i64>,
+    pub name: Option<Option<String>>,
+    pub description: Option<Option<String>>,
+    pub bootable: Option<bool>,
+    pub provider_location: Option<Option<String>>,
+    pub admin_metadata: Option<Metadata>,
+}
+
+impl VolumeChanges {
+    /// Only a new status.
+    pub fn status(status: VolumeStatus) -> Self {
+        VolumeChanges {
+            status: Some(status),
+            ..Default::default()
+        }
+    }
+}
+
+/// Conditions a volume must meet for an update to apply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VolumeGuard<'a> {
+    /// The volume's status must be one of these.
+    pub statuses: Option<&'a [VolumeStatus]>,
+    /// The volume must have no snapshots.
+    pub no_snapshots: bool,
+}
+
+impl<'a> VolumeGuard<'a> {
+    /// Only apply when the status is one of `statuses`.
+    pub fn status_in(statuses: &'a [VolumeStatus]) -> Self {
+        VolumeGuard {
+            statuses: Some(statuses),
+            no_snapshots: false,
+        }
+    }
+}
+
+const COLUMNS: &str = "v.id, v.project_id, v.user_id, v.name, v.description, v.size, v.status, \
+    v.previous_status, v.attach_status, v.host, v.availability_zone, v.volume_type_id, \
+    v.snapshot_id, v.source_volid, v.bootable, v.multiattach, v.provider_location, \
+    v.admin_metadata, v.created_at, v.updated_at";
+
+fn from_row(row: &AnyRow) -> Result<Volume> {
+    let admin: String = get_str(row, "admin_metadata")?;
+    Ok(Volume {
+        id: get_str(row, "id")?,
+        project_id: get_str(row, "project_id")?,
+        user_id: get_str(row, "user_id")?,
+        name: get_opt(row, "name")?,
+        description: get_opt(row, "description")?,
+        size: get_i64(row, "size")?,
+        status: parse(row, "status")?,
+        previous_status: parse_opt(row, "previous_status")?,
+        attach_status: parse(row, "attach_status")?,
+        host: get_opt(row, "host")?,
+        availability_zone: get_str(row, "availability_zone")?,
+        volume_type_id: get_opt(row, "volume_type_id")?,
+        snapshot_id: get_opt(row, "snapshot_id")?,
+        source_volid: get_opt(row, "source_volid")?,
+        bootable: get_bool(row, "bootable")?,
+        multiattach: get_bool(row, "multiattach")?,
+        provider_location: get_opt(row, "provider_location")?,
+        admin_metadata: serde_json::from_str(&admin).unwrap_or_default(),
+        metadata: Metadata::new(),
+        created_at: get_str(row, "created_at")?,
+        updated_at: get_opt(row, "updated_at")?,
+    })
+}
+
+fn push_filters(sql: &mut Sql, q: &VolumeQuery) {
+    sql.push(" WHERE 1 = 1");
+    let text_filters = [
+        ("v.project_id", &q.project_id),
+        ("v.name", &q.name),
+        ("v.status", &q.status),
+        ("v.availability_zone", &q.availability_zone),
+        ("v.host", &q.host),
+    ];
+    for (col, value) in text_filters {
+        if let Some(value) = value {
+            sql.push(&format!(" AND {col} = ")).bind(value.as_str());
+        }
+    }
+    if let Some(b) = q.bootable {
+        sql.push(" AND v.bootable = ").bind(b);
+    }
+    if let Some(size) = q.size {
+        sql.push(" AND v.size = ").bind(size);
+    }
+    for (k, v) in &q.metadata {
+        sql.push(" AND EXISTS (SELECT 1 FROM volume_metadata vm WHERE vm.volume_id = v.id AND vm.key = ")
+            .bind(k.as_str())
+            .push(" AND vm.value = ")
+            .bind(v.as_str())
+            .push(")");
+    }
+}
+
+impl Db {
+    /// Stores a new volume with its metadata.
+    pub async fn insert_volume(&self, v: &Volume) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut sql = Sql::new(
+            "INSERT INTO volumes (id, project_id, user_id, name, description, size, status, \
+             previous_status, attach_status, host, availability_zone, volume_type_id, snapshot_id, \
+             source_volid, bootable, multiattach, provider_location, admin_metadata, created_at, \
+             updated_at) VALUES (",
+        );
+        sql.bind(&v.id).push(", ").bind(&v.project_id).push(", ").bind(&v.user_id);
+        sql.push(", ").bind(v.name.clone()).push(", ").bind(v.description.clone());
+        sql.push(", ").bind(v.size).push(", ").bind(v.status.as_str());
+        sql.push(", ").bind(v.previous_status.map(|s| s.to_string()));
+        sql.push(", ").bind(v.attach_status.as_str()).push(", ").bind(v.host.clone());
+        sql.push(", ").bind(&v.availability_zone).push(", ").bind(v.volume_type_id.clone());
+        sql.push(", ").bind(v.snapshot_id.clone()).push(", ").bind(v.source_volid.clone());
+        sql.push(", ").bind(v.bootable).push(", ").bind(v.multiattach);
+        sql.push(", ").bind(v.provider_location.clone());
+        sql.push(", ").bind(json(&v.admin_metadata)).push(", ").bind(&v.created_at);
+        sql.push(", ").bind(v.updated_at.clone()).push(")");
+        sql.query().execute(&mut *tx).await.map_err(db_err)?;
+        metadata::write(&mut tx, MetaKind::Volume, &v.id, &v.metadata, true).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    /// One volume with its metadata, or 404.
+    pub async fn get_volume(&self, id: &str) -> Result<Volume> {
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM volumes v WHERE v.id = "));
+        sql.bind(id);
+        let row = sql.query().fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = row.ok_or_else(|| Error::not_found("Volume", id))?;
+        let mut v = from_row(&row)?;
+        v.metadata = self.get_metadata(MetaKind::Volume, id).await?;
+        Ok(v)
+    }
+
+    /// A page of volumes matching `q`, with their metadata.
+    pub async fn list_volumes(&self, q: &VolumeQuery) -> Result<Vec<Volume>> {
+        check_marker(&self.pool, "volumes", &q.page.marker).await?;
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM volumes v"));
+        push_filters(&mut sql, q);
+        q.page.apply(&mut sql, "volumes", "v");
+        let rows = sql.query().fetch_all(&self.pool).await.map_err(db_err)?;
+        let mut volumes = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        let ids: Vec<&str> = volumes.iter().map(|v| v.id.as_str()).collect();
+        let mut meta = load_many(self, MetaKind::Volume, &ids).await?;
+        for v in &mut volumes {
+            v.metadata = meta.remove(&v.id).unwrap_or_default();
+        }
+        Ok(volumes)
+    }
+
+    /// How many volumes match `q` (ignoring its page), and their total size in GiB.
+    pub async fn count_volumes(&self, q: &VolumeQuery) -> Result<(i64, i64)> {
+        let mut sql = Sql::new(
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(v.size), 0) AS BIGINT) AS gb FROM volumes v",
+        );
+        push_filters(&mut sql, q);
+        let row = sql.query().fetch_one(&self.pool).await.map_err(db_err)?;
+        Ok((get_i64(&row, "n")?, get_i64(&row, "gb")?))
+    }
+
+    /// Applies `changes` if the volume meets `guard`; false when it did not
+    /// (the caller lost a race or the volume is in the wrong state).
+    pub async fn update_volume(
+        &self,
+        id: &str,
+        changes: &VolumeChanges,
+        guard: VolumeGuard<'_>,
+    ) -> Result<bool> {
+        let mut sql = Sql::new("UPDATE volumes SET updated_at = ");
+        sql.bind(time::now());
+        let c = changes;
+        if let Some(s) = c.status {
+            sql.push(", status = ").bind(s.as_str());
+        }
+        if let Some(s) = c.previous_status {
+            sql.push(", previous_status = ").bind(s.map(|s| s.to_string()));
+        }
+        if let Some(s) = c.attach_status {
+            sql.push(", attach_status = ").bind(s.as_str());
+        }
+        if let Some(h) = &c.host {
+            sql.push(", host = ").bind(h.clone());
+        }
+        if let Some(size) = c.size {
+            sql.push(", size = ").bind(size);
+        }
+        if let Some(n) = &c.name {
+            sql.push(", name = ").bind(n.clone());
+        }
+        if let Some(d) = &c.description {
+            sql.push(", description = ").bind(d.clone());
+        }
+        if let Some(b) = c.bootable {
+            sql.push(", bootable = ").bind(b);
+        }
+        if let Some(p) = &c.provider_location {
+            sql.push(", provider_location = ").bind(p.clone());
+        }
+        if let Some(m) = &c.admin_metadata {
+            sql.push(", admin_metadata = ").bind(json(m));
+        }
+        sql.push(" WHERE id = ").bind(id);
+        if let Some(statuses) = guard.statuses {
+            let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+            sql.push(" AND ").push_in("status", &names);
+        }
+        if guard.no_snapshots {
+            sql.push(" AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.volume_id = volumes.id)");
+        }
+        let done = sql.query().execute(&self.pool).await.map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes a volume and its metadata.
+    pub async fn delete_volume(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        metadata::clear(&mut tx, MetaKind::Volume, id).await?;
+        let mut sql = Sql::new("DELETE FROM volumes WHERE id = ");
+        sql.bind(id);
+        sql.query().execute(&mut *tx).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    /// Volumes in any of `statuses`, optionally only those on `backend` (`host@backend`)
+    /// or only those not yet placed (`backend = Some("")`).
+    pub async fn volumes_in_status(
+        &self,
+        statuses: &[VolumeStatus],
+        backend: Option<&str>,
+    ) -> Result<Vec<Volume>> {
+        let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM volumes v WHERE "));
+        sql.push_in("v.status", &names);
+        match backend {
+            Some("") => {
+                sql.push(" AND v.host IS NULL");
+            }
+            Some(b) => {
+                sql.push(" AND (v.host = ")
+                    .bind(b)
+                    .push(" OR v.host LIKE ")
+                    .bind(format!("{b}#%"))
+                    .push(")");
+            }
+            None => {}
+        }
+        let rows = sql.query().fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Sum of volume sizes per pool (`host@backend#pool`) of one backend.
+    pub async fn allocated_by_pool(&self, backend: &str) -> Result<Vec<(String, i64)>> {
+        let mut sql = Sql::new(
+            "SELECT host, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS gb FROM volumes WHERE host LIKE ",
+        );
+        sql.bind(format!("{backend}#%")).push(" GROUP BY host");
+        let rows = sql.query().fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter()
+            .map(|r| Ok((get_str(r, "host")?, get_i64(r, "gb")?)))
+            .collect()
+    }
+
+    /// Whether any volume uses the type.
+    pub async fn volume_type_in_use(&self, type_id: &str) -> Result<bool> {
+        let mut sql = Sql::new("SELECT id FROM volumes WHERE volume_type_id = ");
+        sql.bind(type_id).push(" LIMIT 1");
+        let row = sql.query().fetch_optional(&self.pool).await.map_err(db_err)?;
+        Ok(row.is_some())
+    }
+}
+
+fn json(m: &Metadata) -> String {
+    serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+}
