@@ -5,6 +5,7 @@ pub mod capacity;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod rpc;
 pub mod stats;

@@ -1,0 +1,222 @@
+//! One handler per operation. Each checks that the resource is still in the
+//! state the operation expects (so a redelivered message is harmless), runs
+//! the driver, and records the outcome with a compare-and-set.
+
+use scoria_core::events::{self, Action, Detail, Resource};
+use scoria_core::model::Volume;
+use scoria_core::rpc::VolumeRequest;
+use scoria_core::status::{SnapshotStatus, VolumeStatus};
+use scoria_core::{Error, RequestContext, Result};
+use scoria_db::{SnapshotChanges, VolumeChanges, VolumeGuard};
+
+use crate::specs::snapshot_spec;
+use crate::VolumeManager;
+
+/// Reads a resource, treating "gone" as "nothing to do".
+fn present<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl VolumeManager {
+    pub(crate) async fn dispatch(&self, ctx: &RequestContext, req: VolumeRequest) -> Result<()> {
+        match req {
+            VolumeRequest::CreateVolume { request_spec, host } => {
+                self.create_volume(ctx, &request_spec.volume_id, &host).await
+            }
+            VolumeRequest::DeleteVolume { volume_id } => self.delete_volume(ctx, &volume_id).await,
+            VolumeRequest::CreateSnapshot { snapshot_id } => {
+                self.create_snapshot(ctx, &snapshot_id).await
+            }
+            VolumeRequest::DeleteSnapshot { snapshot_id } => {
+                self.delete_snapshot(ctx, &snapshot_id).await
+            }
+            VolumeRequest::ExtendVolume { volume_id, new_size } => {
+                self.extend_volume(ctx, &volume_id, new_size).await
+            }
+        }
+    }
+
+    /// Records a user message; a failure to record is logged, not fatal.
+    pub(crate) async fn tell_user(
+        &self,
+        ctx: &RequestContext,
+        resource: Resource,
+        id: &str,
+        action: Action,
+        detail: Detail,
+        text: &str,
+    ) {
+        let msg = events::user_message(ctx, resource, id, action, detail, text);
+        if let Err(e) = self.db.insert_message(&msg).await {
+            tracing::error!(error = %e, "could not record user message");
+        }
+    }
+
+    /// Runs the driver's create for `vol`; `Err` is a failure to tell the user.
+    async fn run_create(&self, vol: &Volume) -> Result<Result<Option<String>, String>> {
+        let spec = self.volume_spec(vol).await?;
+        let outcome = if let Some(snap_id) = &vol.snapshot_id {
+            let Some(snap) = present(self.db.get_snapshot(snap_id).await)? else {
+                return Ok(Err(format!("source snapshot {snap_id} no longer exists")));
+            };
+            self.driver.create_volume_from_snapshot(&spec, &snapshot_spec(&snap)).await
+        } else if let Some(src_id) = &vol.source_volid {
+            let Some(src) = present(self.db.get_volume(src_id).await)? else {
+                return Ok(Err(format!("source volume {src_id} no longer exists")));
+            };
+            let src_spec = self.volume_spec(&src).await?;
+            self.driver.create_cloned_volume(&spec, &src_spec).await
+        } else {
+            self.driver.create_volume(&spec).await
+        };
+        Ok(outcome.map(|u| u.provider_location).map_err(|e| e.to_string()))
+    }
+
+    /// Creates a volume the scheduler placed on `host`.
+    pub(crate) async fn create_volume(&self, ctx: &RequestContext, id: &str, host: &str) -> Result<()> {
+        let Some(mut vol) = present(self.db.get_volume(id).await)? else { return Ok(()) };
+        if vol.status != VolumeStatus::Creating {
+            return Ok(());
+        }
+        vol.host = Some(host.to_string());
+        let creating = VolumeGuard::status_in(&[VolumeStatus::Creating]);
+        match self.run_create(&vol).await? {
+            Ok(location) => {
+                let done = VolumeChanges {
+                    status: Some(VolumeStatus::Available),
+                    host: Some(vol.host.clone()),
+                    provider_location: Some(location),
+                    ..Default::default()
+                };
+                if self.db.update_volume(id, &done, creating).await? {
+                    tracing::info!(volume = id, "volume created");
+                }
+            }
+            Err(why) => {
+                tracing::error!(volume = id, error = %why, "volume create failed");
+                if self.db.update_volume(id, &VolumeChanges::status(VolumeStatus::Error), creating).await? {
+                    let text = format!("the backend {} could not create the volume: {why}", self.cfg.backend);
+                    self.tell_user(ctx, Resource::Volume, id, Action::CreateVolumeFromBackend, Detail::DriverFailed, &text).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a volume in `deleting` from the backend, then its row.
+    pub(crate) async fn delete_volume(&self, ctx: &RequestContext, id: &str) -> Result<()> {
+        let Some(vol) = present(self.db.get_volume(id).await)? else { return Ok(()) };
+        if vol.status != VolumeStatus::Deleting {
+            return Ok(());
+        }
+        let spec = self.volume_spec(&vol).await?;
+        match self.driver.delete_volume(&spec).await {
+            Ok(()) => {
+                self.db.delete_volume(id).await?;
+                tracing::info!(volume = id, "volume deleted");
+            }
+            Err(e) => {
+                tracing::error!(volume = id, error = %e, "volume delete failed");
+                let guard = VolumeGuard::status_in(&[VolumeStatus::Deleting]);
+                if self.db.update_volume(id, &VolumeChanges::status(VolumeStatus::ErrorDeleting), guard).await? {
+                    let text = format!("the backend could not delete the volume: {e}");
+                    self.tell_user(ctx, Resource::Volume, id, Action::DeleteVolume, Detail::DriverFailed, &text).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a snapshot in `creating`.
+    pub(crate) async fn create_snapshot(&self, ctx: &RequestContext, id: &str) -> Result<()> {
+        let Some(snap) = present(self.db.get_snapshot(id).await)? else { return Ok(()) };
+        if snap.status != SnapshotStatus::Creating {
+            return Ok(());
+        }
+        let creating = [SnapshotStatus::Creating];
+        let outcome = match present(self.db.get_volume(&snap.volume_id).await)? {
+            Some(vol) => {
+                let spec = self.volume_spec(&vol).await?;
+                self.driver.create_snapshot(&snapshot_spec(&snap), &spec).await.map_err(|e| e.to_string())
+            }
+            None => Err(format!("volume {} no longer exists", snap.volume_id)),
+        };
+        match outcome {
+            Ok(update) => {
+                let done = SnapshotChanges {
+                    status: Some(SnapshotStatus::Available),
+                    progress: Some("100%".into()),
+                    provider_location: Some(update.provider_location),
+                    ..Default::default()
+                };
+                self.db.update_snapshot(id, &done, Some(&creating)).await?;
+            }
+            Err(why) => {
+                tracing::error!(snapshot = id, error = %why, "snapshot create failed");
+                if self.db.update_snapshot(id, &SnapshotChanges::status(SnapshotStatus::Error), Some(&creating)).await? {
+                    let text = format!("the backend could not take the snapshot: {why}");
+                    self.tell_user(ctx, Resource::Snapshot, id, Action::SnapshotCreate, Detail::DriverFailed, &text).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a snapshot in `deleting` from the backend, then its row.
+    pub(crate) async fn delete_snapshot(&self, ctx: &RequestContext, id: &str) -> Result<()> {
+        let Some(snap) = present(self.db.get_snapshot(id).await)? else { return Ok(()) };
+        if snap.status != SnapshotStatus::Deleting {
+            return Ok(());
+        }
+        match self.driver.delete_snapshot(&snapshot_spec(&snap)).await {
+            Ok(()) => self.db.delete_snapshot(id).await?,
+            Err(e) => {
+                tracing::error!(snapshot = id, error = %e, "snapshot delete failed");
+                let deleting = [SnapshotStatus::Deleting];
+                if self.db.update_snapshot(id, &SnapshotChanges::status(SnapshotStatus::ErrorDeleting), Some(&deleting)).await? {
+                    let text = format!("the backend could not delete the snapshot: {e}");
+                    self.tell_user(ctx, Resource::Snapshot, id, Action::SnapshotDelete, Detail::DriverFailed, &text).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Grows a volume in `extending` to `new_size` GiB.
+    pub(crate) async fn extend_volume(&self, ctx: &RequestContext, id: &str, new_size: i64) -> Result<()> {
+        let Some(vol) = present(self.db.get_volume(id).await)? else { return Ok(()) };
+        if vol.status != VolumeStatus::Extending {
+            return Ok(());
+        }
+        let spec = self.volume_spec(&vol).await?;
+        let guard = VolumeGuard::status_in(&[VolumeStatus::Extending]);
+        match self.driver.extend_volume(&spec, new_size).await {
+            Ok(()) => {
+                let done = VolumeChanges {
+                    status: Some(vol.previous_status.unwrap_or(VolumeStatus::Available)),
+                    previous_status: Some(None),
+                    size: Some(new_size),
+                    ..Default::default()
+                };
+                self.db.update_volume(id, &done, guard).await?;
+            }
+            Err(e) => {
+                tracing::error!(volume = id, error = %e, "extend failed");
+                let failed = VolumeChanges {
+                    status: Some(VolumeStatus::ErrorExtending),
+                    previous_status: Some(None),
+                    ..Default::default()
+                };
+                if self.db.update_volume(id, &failed, guard).await? {
+                    let text = format!("the backend could not extend the volume to {new_size} GiB: {e}");
+                    self.tell_user(ctx, Resource::Volume, id, Action::ExtendVolume, Detail::DriverFailed, &text).await;
+                }
+            }
+        }
+        Ok(())
+    }
+}

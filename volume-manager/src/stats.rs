@@ -1,0 +1,56 @@
+//! Periodic stats: the driver's report, completed with what the database
+//! knows, stored with the service's heartbeat and published to the schedulers.
+
+use std::collections::HashMap;
+
+use scoria_core::model::VOLUME_BINARY;
+use scoria_core::rpc::STATS_FANOUT;
+use scoria_core::stats::StatsReport;
+use scoria_core::{time, Error, RequestContext, Result};
+use tokio::sync::watch;
+
+use crate::VolumeManager;
+
+impl VolumeManager {
+    pub(crate) async fn stats_loop(self, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(self.cfg.stats_interval);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            if let Err(e) = self.report_stats().await {
+                tracing::error!(error = %e, "stats report failed");
+            }
+        }
+    }
+
+    /// Collects, stores and publishes one stats report.
+    pub async fn report_stats(&self) -> Result<()> {
+        let backend = &self.cfg.backend;
+        let mut stats = match self.driver.stats().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Stay visible as a live service; the schedulers keep the last good stats.
+                self.db.service_heartbeat(VOLUME_BINARY, backend, &self.cfg.availability_zone, None).await?;
+                return Err(Error::Internal(format!("driver stats failed: {e}")));
+            }
+        };
+        let allocated: HashMap<String, i64> = self.db.allocated_by_pool(backend).await?.into_iter().collect();
+        for pool in &mut stats.pools {
+            let key = format!("{backend}#{}", pool.pool_name);
+            pool.allocated_capacity_gb = allocated.get(&key).copied().unwrap_or(0) as f64;
+        }
+        let report = StatsReport {
+            backend: backend.clone(),
+            availability_zone: self.cfg.availability_zone.clone(),
+            timestamp: time::now(),
+            capabilities: self.driver.capabilities(),
+            stats,
+        };
+        let json = serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?;
+        self.db.service_heartbeat(VOLUME_BINARY, backend, &self.cfg.availability_zone, Some(&json)).await?;
+        let ctx = RequestContext::internal(RequestContext::new_request_id());
+        self.bus.fanout(STATS_FANOUT, &ctx, &report).await
+    }
+}
