@@ -1,0 +1,157 @@
+//! Storage drivers behind one trait, their registry, and the compliance kit
+//! every driver must pass.
+//!
+//! A driver knows storage and nothing else: no HTTP, no database, no bus. The
+//! volume manager calls it with plain descriptions of the resources involved.
+
+pub mod compliance;
+pub mod file;
+pub mod registry;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use scoria_core::stats::{BackendStats, Capabilities};
+
+/// What a driver needs to know about a volume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeSpec {
+    pub id: String,
+    /// Size in GiB.
+    pub size: i64,
+    /// Pool on the backend (the part after `#` in the volume's host).
+    pub pool: Option<String>,
+    /// What the driver returned in [`ModelUpdate::provider_location`] at create.
+    pub provider_location: Option<String>,
+    /// The volume type's extra specs.
+    pub extra_specs: BTreeMap<String, String>,
+}
+
+/// What a driver needs to know about a snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotSpec {
+    pub id: String,
+    pub volume_id: String,
+    /// Size in GiB (the size of the volume when the snapshot was taken).
+    pub size: i64,
+    pub provider_location: Option<String>,
+}
+
+/// Fields a driver may ask the volume manager to store with a resource.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelUpdate {
+    pub provider_location: Option<String>,
+}
+
+/// The host that wants to reach a volume (os-brick's connector properties).
+pub type Connector = serde_json::Map<String, serde_json::Value>;
+
+/// os-brick-style connection information: `{driver_volume_type, data}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ConnectionInfo {
+    pub driver_volume_type: String,
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The volume's bytes opened on this host, for the generic copy paths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalDevice {
+    /// A path that can be read and written like a file or block device.
+    pub path: PathBuf,
+}
+
+/// Errors a driver reports. `NotFound` from a delete or terminate is never
+/// returned: those operations succeed when the thing is already gone.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("{kind} {id} not found on the backend")]
+    NotFound { kind: &'static str, id: String },
+    #[error("operation not supported by this driver: {0}")]
+    Unsupported(String),
+    #[error("invalid driver configuration: {0}")]
+    InvalidConfig(String),
+    #[error("invalid request to the driver: {0}")]
+    Invalid(String),
+    /// Failures worth retrying on another backend have `temporary` set.
+    #[error("backend error: {message}")]
+    Backend { message: String, temporary: bool },
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Result alias for driver calls.
+pub type DriverResult<T> = Result<T, DriverError>;
+
+/// The minimum feature set of a Scoria storage driver.
+///
+/// Every method is idempotent where Cinder drivers are expected to be: deleting
+/// something that is already gone succeeds, and so does terminating a
+/// connection that does not exist.
+#[async_trait]
+pub trait VolumeDriver: Send + Sync + 'static {
+    /// The driver's registry name (e.g. `file`).
+    fn name(&self) -> &'static str;
+
+    /// What this driver can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Prepares the backend (creates directories, checks access). Called once at start.
+    async fn setup(&self) -> DriverResult<()>;
+
+    /// Current capacity and capabilities of every pool.
+    async fn stats(&self) -> DriverResult<BackendStats>;
+
+    /// Creates a blank volume of `volume.size` GiB.
+    async fn create_volume(&self, volume: &VolumeSpec) -> DriverResult<ModelUpdate>;
+
+    /// Deletes a volume; succeeds if it does not exist.
+    async fn delete_volume(&self, volume: &VolumeSpec) -> DriverResult<()>;
+
+    /// Takes a point-in-time snapshot of `volume`.
+    async fn create_snapshot(
+        &self,
+        snapshot: &SnapshotSpec,
+        volume: &VolumeSpec,
+    ) -> DriverResult<ModelUpdate>;
+
+    /// Deletes a snapshot; succeeds if it does not exist.
+    async fn delete_snapshot(&self, snapshot: &SnapshotSpec) -> DriverResult<()>;
+
+    /// Creates `volume` holding the snapshot's data; `volume.size` may exceed the snapshot's.
+    async fn create_volume_from_snapshot(
+        &self,
+        volume: &VolumeSpec,
+        snapshot: &SnapshotSpec,
+    ) -> DriverResult<ModelUpdate>;
+
+    /// Creates `volume` as a copy of `source`; `volume.size` may exceed the source's.
+    async fn create_cloned_volume(
+        &self,
+        volume: &VolumeSpec,
+        source: &VolumeSpec,
+    ) -> DriverResult<ModelUpdate>;
+
+    /// Grows a volume to `new_size` GiB, keeping its data.
+    async fn extend_volume(&self, volume: &VolumeSpec, new_size: i64) -> DriverResult<()>;
+
+    /// Exports a volume to the host described by `connector`.
+    async fn initialize_connection(
+        &self,
+        volume: &VolumeSpec,
+        connector: &Connector,
+    ) -> DriverResult<ConnectionInfo>;
+
+    /// Removes the export for `connector`, or every export when `None`.
+    async fn terminate_connection(
+        &self,
+        volume: &VolumeSpec,
+        connector: Option<&Connector>,
+    ) -> DriverResult<()>;
+
+    /// Opens the volume's bytes on this host (used by the generic image and copy paths).
+    async fn local_attach(&self, volume: &VolumeSpec) -> DriverResult<LocalDevice>;
+
+    /// Releases what [`VolumeDriver::local_attach`] opened.
+    async fn local_detach(&self, volume: &VolumeSpec) -> DriverResult<()>;
+}

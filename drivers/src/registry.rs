@@ -1,0 +1,85 @@
+//! Driver names mapped to constructors.
+//!
+//! A backend section names its driver with `volume_driver = <name>`; this
+//! table turns that name into a driver. Adding a driver means adding one row.
+
+use std::sync::Arc;
+
+use scoria_core::config::BackendConfig;
+
+use crate::file::FileDriver;
+use crate::{DriverError, DriverResult, VolumeDriver};
+
+/// Builds a driver from its backend section, without touching the backend.
+type Constructor = fn(&BackendConfig) -> DriverResult<Arc<dyn VolumeDriver>>;
+
+/// Every known driver: (registry name, constructor).
+const DRIVERS: &[(&str, Constructor)] = &[(FileDriver::NAME, FileDriver::create)];
+
+/// The registry names, in table order.
+const NAMES: [&str; DRIVERS.len()] = {
+    let mut names = [""; DRIVERS.len()];
+    let mut i = 0;
+    while i < DRIVERS.len() {
+        names[i] = DRIVERS[i].0;
+        i += 1;
+    }
+    names
+};
+
+/// Creates the driver named by `config.driver`. The driver is not set up yet:
+/// call [`VolumeDriver::setup`] before using it.
+pub fn create(config: &BackendConfig) -> DriverResult<Arc<dyn VolumeDriver>> {
+    let (_, constructor) = DRIVERS
+        .iter()
+        .find(|(name, _)| *name == config.driver)
+        .ok_or_else(|| {
+            DriverError::InvalidConfig(format!(
+                "backend {}: unknown volume_driver {:?}; known drivers: {}",
+                config.name,
+                config.driver,
+                NAMES.join(", ")
+            ))
+        })?;
+    constructor(config)
+}
+
+/// The names [`create`] accepts.
+pub fn names() -> &'static [&'static str] {
+    &NAMES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(driver: &str) -> BackendConfig {
+        BackendConfig {
+            name: "b1".into(),
+            driver: driver.into(),
+            volume_backend_name: "b1".into(),
+            options: [(
+                "file_volumes_dir".to_string(),
+                "/tmp/scoria-registry-test".to_string(),
+            )]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn known_names_build_their_driver() {
+        assert!(names().contains(&"file"));
+        for name in names() {
+            assert_eq!(create(&config(name)).unwrap().name(), *name);
+        }
+    }
+
+    #[test]
+    fn unknown_name_lists_the_known_ones() {
+        let Err(DriverError::InvalidConfig(message)) = create(&config("nope")) else {
+            panic!("an unknown driver must be a configuration error");
+        };
+        assert!(message.contains("\"nope\""), "{message}");
+        assert!(message.contains("file"), "{message}");
+    }
+}
