@@ -72,6 +72,8 @@ pub struct VolumeGuard<'a> {
     pub statuses: Option<&'a [VolumeStatus]>,
     /// The volume must have no snapshots.
     pub no_snapshots: bool,
+    /// The volume's host must be this (`Some(None)`: not placed yet).
+    pub host: Option<Option<&'a str>>,
 }
 
 impl<'a> VolumeGuard<'a> {
@@ -79,7 +81,7 @@ impl<'a> VolumeGuard<'a> {
     pub fn status_in(statuses: &'a [VolumeStatus]) -> Self {
         VolumeGuard {
             statuses: Some(statuses),
-            no_snapshots: false,
+            ..Default::default()
         }
     }
 }
@@ -254,6 +256,15 @@ impl Db {
             let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
             sql.push(" AND ").push_in("status", &names);
         }
+        match guard.host {
+            Some(Some(h)) => {
+                sql.push(" AND host = ").bind(h);
+            }
+            Some(None) => {
+                sql.push(" AND host IS NULL");
+            }
+            None => {}
+        }
         if guard.no_snapshots {
             sql.push(" AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.volume_id = volumes.id)");
         }
@@ -321,4 +332,34 @@ impl Db {
 
 fn json(m: &Metadata) -> String {
     serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+}
+
+impl Db {
+    /// What the scheduler needs to place `v`, read from the volume, its type
+    /// and its source.
+    pub async fn request_spec(&self, v: &Volume) -> Result<scoria_core::rpc::RequestSpec> {
+        let extra_specs = match &v.volume_type_id {
+            Some(t) => self.get_volume_type(t).await.map(|t| t.extra_specs).unwrap_or_default(),
+            None => Metadata::new(),
+        };
+        let source_host = if let Some(snap) = &v.snapshot_id {
+            let snap = self.get_snapshot(snap).await?;
+            self.get_volume(&snap.volume_id).await?.host
+        } else if let Some(src) = &v.source_volid {
+            self.get_volume(src).await?.host
+        } else {
+            None
+        };
+        Ok(scoria_core::rpc::RequestSpec {
+            volume_id: v.id.clone(),
+            size: v.size,
+            volume_type_id: v.volume_type_id.clone(),
+            extra_specs,
+            availability_zone: Some(v.availability_zone.clone()),
+            snapshot_id: v.snapshot_id.clone(),
+            source_volid: v.source_volid.clone(),
+            source_backend: source_host.map(|h| scoria_core::model::backend_of(&h).to_string()),
+            attempts: Vec::new(),
+        })
+    }
 }
