@@ -1,10 +1,15 @@
 //! The compliance kit: one behavioural test suite every driver must pass.
 //!
-//! A driver's test file adds one line, naming an async constructor of a fresh,
-//! set-up driver:
+//! A driver's test file names an async constructor of a fresh, set-up driver
+//! in one line:
 //!
-//! ```ignore
-//! scoria_drivers::compliance_tests!(my_driver_fixture);
+//! ```text
+//! async fn fixture() -> Fixture {
+//!     let dir = tempfile::tempdir().unwrap();
+//!     let driver = my_driver_in(dir.path()).await; // setup() already done
+//!     Fixture::new(driver).keeping(dir)
+//! }
+//! scoria_drivers::compliance_tests!(fixture);
 //! ```
 //!
 //! That expands to one `#[test]` per check below, so `cargo test` lists each

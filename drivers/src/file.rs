@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use scoria_core::config::BackendConfig;
 use scoria_core::stats::{BackendStats, Capabilities, PoolStats};
 use scoria_core::Capacity;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::{
     ConnectionInfo, Connector, DriverError, DriverResult, LocalDevice, ModelUpdate, SnapshotSpec,
@@ -105,6 +105,7 @@ impl FileDriver {
         let pool_name = config
             .options
             .get("file_pool_name")
+            .filter(|p| !p.trim().is_empty())
             .cloned()
             .unwrap_or_else(|| config.volume_backend_name.clone());
         Ok(Self {
@@ -330,14 +331,14 @@ impl VolumeDriver for FileDriver {
     ) -> DriverResult<ConnectionInfo> {
         let file = self.volume_file(&volume.id)?;
         file.ensure_exists().await?;
-        let data = json!({
-            "device_path": file.path.display().to_string(),
-            "volume_id": file.id,
-            "access_mode": "rw",
-        });
-        let Value::Object(data) = data else {
-            unreachable!("json! of an object literal is an object")
-        };
+        let data = [
+            ("device_path", file.path.display().to_string()),
+            ("volume_id", file.id),
+            ("access_mode", "rw".to_string()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), Value::String(value)))
+        .collect();
         Ok(ConnectionInfo {
             driver_volume_type: "local".into(),
             data,
