@@ -1,0 +1,234 @@
+//! The per-request middleware: request id, authentication (noauth), the
+//! project in the URL, microversion negotiation, the headers every response
+//! carries, and Cinder's fault body for every error, whatever produced it.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use scoria_core::{Error, RequestContext};
+use tracing::Instrument;
+
+use crate::fault::{fault, ApiError};
+use crate::version::{self, ApiVersion};
+use crate::{ApiState, AuthStrategy};
+
+/// What handlers know about the request: who asks, at which microversion,
+/// and how links back to the API are built.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub rc: RequestContext,
+    pub version: ApiVersion,
+    /// Base for links: `http://host:port/v3` plus `/{project}` when the URL had it.
+    pub link_base: String,
+    /// Base for bookmark links (without `/v3`).
+    pub bookmark_base: String,
+}
+
+impl Ctx {
+    /// Fails with 403 unless the caller is an administrator.
+    pub fn require_admin(&self, rule: &str) -> Result<(), ApiError> {
+        if self.rc.is_admin {
+            Ok(())
+        } else {
+            Err(ApiError(Error::Forbidden(format!("Policy doesn't allow {rule} to be performed."))))
+        }
+    }
+
+    /// Fails with 404 (Cinder's behaviour) unless the caller may see a resource of `project_id`.
+    pub fn check_project(&self, project_id: &str, kind: &str, id: &str) -> Result<(), ApiError> {
+        if self.rc.is_admin || self.rc.project_id == project_id {
+            Ok(())
+        } else {
+            Err(ApiError(Error::not_found(kind, id)))
+        }
+    }
+
+    /// Fails with 404 unless the negotiated version is at least `3.minor`.
+    pub fn require_version(&self, minor: u32) -> Result<(), ApiError> {
+        if self.version.at_least(minor) {
+            Ok(())
+        } else {
+            Err(ApiError(Error::NotFound("The resource could not be found.".into())))
+        }
+    }
+}
+
+/// Top-level resource names, so `/v3/<name>` is not mistaken for a project id.
+const RESOURCES: &[&str] = &[
+    "volumes", "snapshots", "types", "os-availability-zone", "os-services", "scheduler-stats",
+    "limits", "os-quota-sets", "extensions", "messages",
+];
+
+/// The project id in `/v3/{project_id}/…`, if the URL has one.
+fn url_project(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/v3/")?;
+    let (first, _) = rest.split_once('/').unwrap_or((rest, ""));
+    (!first.is_empty() && !RESOURCES.contains(&first)).then_some(first)
+}
+
+fn incoming_request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-openstack-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.strip_prefix("req-").is_some_and(|u| uuid::Uuid::parse_str(u).is_ok()))
+        .map(str::to_string)
+        .unwrap_or_else(RequestContext::new_request_id)
+}
+
+/// noauth as Cinder has it: `X-Auth-Token: user:project` (no colon: both the
+/// same); every caller is an administrator.
+fn noauth_context(headers: &HeaderMap, request_id: String) -> Option<RequestContext> {
+    let token = headers.get("x-auth-token")?.to_str().ok()?.trim();
+    let (user, project) = token.split_once(':').unwrap_or((token, token));
+    Some(RequestContext {
+        request_id,
+        user_id: user.to_string(),
+        project_id: project.to_string(),
+        is_admin: true,
+        roles: vec!["admin".into(), "member".into(), "reader".into()],
+    })
+}
+
+/// Wraps every request under `/v3/…`.
+pub async fn middleware(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
+    let request_id = incoming_request_id(req.headers());
+    let span = tracing::info_span!("req", request_id = %request_id);
+    async move {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let started = std::time::Instant::now();
+        let negotiated = version::negotiate(req.headers());
+        let shown = *negotiated.as_ref().unwrap_or(&version::MIN_VERSION);
+        let mut resp = match prepare(&state, &mut req, request_id.clone(), negotiated) {
+            Ok(()) => next.run(req).await,
+            Err(resp) => resp,
+        };
+        let resp_status = resp.status();
+        normalise_fault(&mut resp).await;
+        finish_headers(resp.headers_mut(), &request_id, Some(shown));
+        tracing::info!(%method, %path, status = resp_status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
+        resp
+    }
+    .instrument(span)
+    .await
+}
+
+fn prepare(
+    state: &ApiState,
+    req: &mut Request,
+    request_id: String,
+    negotiated: Result<ApiVersion, Error>,
+) -> Result<(), Response> {
+    let version = negotiated.map_err(|e| ApiError(e).into_response())?;
+    let path = req.uri().path().to_string();
+    let rc = match state.cfg.auth {
+        AuthStrategy::NoAuth => match noauth_context(req.headers(), request_id.clone()) {
+            Some(rc) => rc,
+            None => return Err(noauth_hint(req.headers(), &path)),
+        },
+    };
+    let base = version::base_url(state, req.headers());
+    let project = url_project(&path);
+    if let Some(p) = project {
+        let valid = p.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+        if !valid {
+            return Err(fault(StatusCode::NOT_FOUND, "The resource could not be found."));
+        }
+        if p != rc.project_id {
+            return Err(fault(
+                StatusCode::BAD_REQUEST,
+                &format!("Malformed request url: the project {p} in the URL is not the project {} of the token.", rc.project_id),
+            ));
+        }
+    }
+    let scope = project.map(|p| format!("/{p}")).unwrap_or_default();
+    req.extensions_mut().insert(Ctx {
+        rc,
+        version,
+        link_base: format!("{base}/v3{scope}"),
+        bookmark_base: format!("{base}{scope}"),
+    });
+    Ok(())
+}
+
+/// Without a token, noauth answers 204 and tells the client which token to send.
+fn noauth_hint(headers: &HeaderMap, path: &str) -> Response {
+    let header_or = |name: &str| {
+        headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("admin").to_string()
+    };
+    let token = format!("{}:{}", header_or("x-auth-user"), header_or("x-auth-project-id"));
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if let Ok(v) = HeaderValue::from_str(&token) {
+        resp.headers_mut().insert("x-auth-token", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(path) {
+        resp.headers_mut().insert("x-server-management-url", v);
+    }
+    resp
+}
+
+/// Headers on every response: request ids, and the microversion with `Vary`.
+pub fn finish_headers(headers: &mut HeaderMap, request_id: &str, version: Option<ApiVersion>) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-openstack-request-id", v.clone());
+        headers.insert("x-compute-request-id", v);
+    }
+    if let Some(version) = version {
+        if let Ok(v) = HeaderValue::from_str(&format!("volume {version}")) {
+            headers.insert("openstack-api-version", v);
+        }
+        headers.insert(header::VARY, HeaderValue::from_static("OpenStack-API-Version"));
+    }
+}
+
+/// Turns an error response that is not yet in Cinder's format (an axum
+/// rejection, a panic, a missing route) into one, keeping its text.
+async fn normalise_fault(resp: &mut Response) {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return;
+    }
+    let body = std::mem::replace(resp.body_mut(), Body::empty());
+    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let msg = match status {
+        StatusCode::NOT_FOUND => "The resource could not be found.".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "The method is not allowed for this resource.".to_string(),
+        s if s.is_server_error() => "The server has either erred or is incapable of performing the requested operation.".to_string(),
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("Bad request").to_string(),
+        _ => text,
+    };
+    *resp = fault(status, &msg);
+}
+
+/// Headers for the version documents, which sit outside `/v3` authentication.
+pub async fn plain_headers(req: Request, next: Next) -> Response {
+    let request_id = incoming_request_id(req.headers());
+    let mut resp = next.run(req).await;
+    normalise_fault(&mut resp).await;
+    finish_headers(resp.headers_mut(), &request_id, None);
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_project;
+
+    #[test]
+    fn project_in_url() {
+        assert_eq!(url_project("/v3/abc123/volumes"), Some("abc123"));
+        assert_eq!(url_project("/v3/volumes/detail"), None);
+        assert_eq!(url_project("/v3/volumes"), None);
+        assert_eq!(url_project("/v3/"), None);
+    }
+}

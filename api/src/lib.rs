@@ -1,0 +1,119 @@
+//! The Cinder v3 REST API on axum: version documents, microversions,
+//! authentication, one module per resource, and Cinder's fault bodies.
+//!
+//! The api validates, records the request in the database, and casts the
+//! work to the scheduler or a volume manager; it never touches storage.
+
+mod context;
+mod extract;
+mod fault;
+mod metadata;
+mod paging;
+mod snapshots;
+mod validate;
+pub mod version;
+mod views;
+mod volume_actions;
+mod volumes;
+// Resource modules (one per resource family).
+//TMP mod extensions;
+//TMP mod limits;
+//TMP mod messages;
+//TMP mod services;
+//TMP mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::get;
+use axum::Router;
+use scoria_bus::Bus;
+use scoria_db::Db;
+
+pub use context::Ctx;
+
+/// How callers are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthStrategy {
+    /// `X-Auth-Token: user:project`; every caller is an administrator.
+    NoAuth,
+}
+
+/// Default quota limits (Cinder's defaults unless configured).
+#[derive(Debug, Clone)]
+pub struct QuotaDefaults {
+    pub volumes: i64,
+    pub snapshots: i64,
+    pub gigabytes: i64,
+    pub backups: i64,
+    pub backup_gigabytes: i64,
+    pub groups: i64,
+    pub per_volume_gigabytes: i64,
+}
+
+impl Default for QuotaDefaults {
+    fn default() -> Self {
+        QuotaDefaults {
+            volumes: 10,
+            snapshots: 10,
+            gigabytes: 1000,
+            backups: 10,
+            backup_gigabytes: 1000,
+            groups: 10,
+            per_volume_gigabytes: -1,
+        }
+    }
+}
+
+/// Settings of the api service.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub auth: AuthStrategy,
+    /// Zone given to volumes created without one.
+    pub default_availability_zone: String,
+    /// Base URL for links, instead of the request's Host.
+    pub public_endpoint: Option<String>,
+    pub quotas: QuotaDefaults,
+    /// A service silent for longer is shown as down.
+    pub service_down_time: Duration,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub db: Db,
+    pub bus: Bus,
+    pub cfg: Arc<ApiConfig>,
+}
+
+/// Every resource route, relative to `/v3` or `/v3/{project_id}`.
+fn resources() -> Router<ApiState> {
+    Router::new()
+        .merge(volumes::routes())
+        .merge(volume_actions::routes())
+        .merge(snapshots::routes())
+        .merge(metadata::routes())
+//TMP        .merge(types::routes())
+//TMP        .merge(services::routes())
+//TMP        .merge(limits::routes())
+//TMP        .merge(messages::routes())
+//TMP        .merge(extensions::routes())
+}
+
+/// The whole application.
+pub fn router(state: ApiState) -> Router {
+    let api = Router::new()
+        .nest("/v3/{project_id}", resources())
+        .nest("/v3", resources())
+        .layer(from_fn_with_state(state.clone(), context::middleware));
+    let docs = Router::new()
+        .route("/", get(version::root))
+        .route("/v3/", get(version::v3))
+        .route("/v3", get(version::v3))
+        .fallback(|| async { fault::fault(axum::http::StatusCode::NOT_FOUND, "The resource could not be found.") })
+        .layer(from_fn(context::plain_headers));
+    docs.merge(api)
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .with_state(state)
+}

@@ -1,0 +1,74 @@
+//! `limit`, `marker`, `offset` and `sort` parameters, and the `*_links` next link.
+
+use scoria_db::{Page, SortDir, SortKey};
+use serde_json::{json, Value};
+
+use crate::extract::Params;
+use crate::fault::{bad_request, ApiError};
+
+/// The most items one page returns (Cinder's `osapi_max_limit`).
+pub const MAX_LIMIT: i64 = 1000;
+
+fn non_negative(params: &Params, key: &str) -> Result<Option<i64>, ApiError> {
+    params
+        .get(key)
+        .map(|v| {
+            v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                bad_request(format!("Invalid input received: {key} must be a non-negative integer, got '{v}'."))
+            })
+        })
+        .transpose()
+}
+
+fn dir(text: &str) -> Result<SortDir, ApiError> {
+    match text.to_ascii_lowercase().as_str() {
+        "asc" => Ok(SortDir::Asc),
+        "desc" => Ok(SortDir::Desc),
+        other => Err(bad_request(format!("Invalid input received: Unknown sort direction '{other}', must be 'desc' or 'asc'."))),
+    }
+}
+
+fn key(allowed: &[SortKey], name: &str) -> Result<SortKey, ApiError> {
+    allowed.iter().find(|k| k.name == name).copied().ok_or_else(|| {
+        let names: Vec<&str> = allowed.iter().map(|k| k.name).collect();
+        bad_request(format!("Invalid input received: Invalid sort key '{name}'; use one of: {}.", names.join(", ")))
+    })
+}
+
+/// Reads the paging parameters; the default order is newest first.
+pub fn page(params: &Params, allowed: &[SortKey]) -> Result<Page, ApiError> {
+    let limit = non_negative(params, "limit")?.map(|l| l.min(MAX_LIMIT)).unwrap_or(MAX_LIMIT);
+    let offset = non_negative(params, "offset")?;
+    let marker = params.get("marker").map(str::to_string);
+    let legacy = params.get("sort_key").is_some() || params.get("sort_dir").is_some();
+    let mut sort = Vec::new();
+    if let Some(spec) = params.get("sort") {
+        if legacy {
+            return Err(bad_request("Invalid input received: the 'sort' parameter cannot be combined with 'sort_key' or 'sort_dir'."));
+        }
+        for item in spec.split(',').filter(|s| !s.trim().is_empty()) {
+            let (name, d) = item.trim().split_once(':').unwrap_or((item.trim(), "desc"));
+            sort.push((key(allowed, name)?, dir(d)?));
+        }
+    } else if legacy {
+        let name = params.get("sort_key").unwrap_or("created_at");
+        let d = params.get("sort_dir").unwrap_or("desc");
+        sort.push((key(allowed, name)?, dir(d)?));
+    }
+    if sort.is_empty() {
+        sort.push((key(allowed, "created_at")?, SortDir::Desc));
+    }
+    Ok(Page { sort, limit: Some(limit), marker, offset })
+}
+
+/// `[{"rel": "next", "href": …}]` when the page is full, else `None`.
+pub fn next_link(base: &str, path: &str, params: &Params, page: &Page, count: usize, last_id: Option<&str>) -> Option<Value> {
+    let limit = page.limit.unwrap_or(MAX_LIMIT);
+    if count == 0 || (count as i64) < limit {
+        return None;
+    }
+    let mut pairs: Vec<(String, String)> = params.0.iter().filter(|(k, _)| k != "marker").cloned().collect();
+    pairs.push(("marker".into(), last_id?.to_string()));
+    let query = serde_urlencoded::to_string(&pairs).ok()?;
+    Some(json!([{ "rel": "next", "href": format!("{base}/{path}?{query}") }]))
+}

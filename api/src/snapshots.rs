@@ -1,0 +1,195 @@
+//! `/snapshots`: create, list, show, update, delete, and admin actions.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use scoria_core::model::Snapshot;
+use scoria_core::rpc::{volume_topic, VolumeRequest};
+use scoria_core::status::{list_quoted, SnapshotStatus, VolumeStatus};
+use scoria_core::{time, Error};
+use scoria_db::{SnapshotChanges, SnapshotQuery};
+use serde_json::{json, Map, Value};
+
+use crate::context::Ctx;
+use crate::extract::{JsonBody, Params};
+use crate::fault::{bad_request, ApiError, ApiResult};
+use crate::validate::{self, MAX_TEXT};
+use crate::volume_actions::single_action;
+use crate::volumes::{visible_volume, IdPath};
+use crate::{paging, views, ApiState};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/snapshots", get(list_summary).post(create))
+        .route("/snapshots/detail", get(list_detail))
+        .route("/snapshots/{id}", get(show).put(update).delete(delete))
+        .route("/snapshots/{id}/action", post(action))
+}
+
+/// A snapshot the caller may see, or 404.
+pub(crate) async fn visible_snapshot(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<Snapshot> {
+    let s = state.db.get_snapshot(id).await?;
+    ctx.check_project(&s.project_id, "Snapshot", id)?;
+    Ok(s)
+}
+
+fn text(m: &Map<String, Value>, keys: [&str; 2]) -> ApiResult<Option<Option<String>>> {
+    for key in keys {
+        if m.contains_key(key) {
+            return Ok(Some(validate::opt_string(m, key, MAX_TEXT)?));
+        }
+    }
+    Ok(None)
+}
+
+async fn create(State(state): State<ApiState>, ctx: Ctx, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    let m = validate::object(&body, "snapshot")?;
+    let volume_id = validate::opt_id(m, "volume_id")?
+        .ok_or_else(|| bad_request("Invalid input received: a snapshot needs 'volume_id'."))?;
+    let force = match m.get("force").filter(|v| !v.is_null()) {
+        Some(v) => validate::boolean("force", v)?,
+        None => false,
+    };
+    let metadata = match m.get("metadata").filter(|v| !v.is_null()) {
+        Some(v) => validate::metadata("metadata", v)?,
+        None => Default::default(),
+    };
+    let vol = visible_volume(&state, &ctx, &volume_id).await?;
+    let allowed: &[VolumeStatus] = if force { &[VolumeStatus::Available, VolumeStatus::InUse] } else { &[VolumeStatus::Available] };
+    let snap = Snapshot {
+        id: uuid::Uuid::new_v4().to_string(),
+        project_id: ctx.rc.project_id.clone(),
+        user_id: ctx.rc.user_id.clone(),
+        volume_id: volume_id.clone(),
+        name: text(m, ["name", "display_name"])?.flatten(),
+        description: text(m, ["description", "display_description"])?.flatten(),
+        size: vol.size,
+        status: SnapshotStatus::Creating,
+        progress: "0%".into(),
+        provider_location: None,
+        metadata,
+        created_at: time::now(),
+        updated_at: None,
+    };
+    if !state.db.insert_snapshot(&snap, allowed).await? {
+        let now = state.db.get_volume(&volume_id).await?;
+        return Err(bad_request(format!(
+            "Invalid volume: Volume {volume_id} status must be {} to take a snapshot, but current status is: {}.",
+            list_quoted(allowed),
+            now.status
+        )));
+    }
+    let backend = vol.backend().ok_or_else(|| ApiError(Error::Internal(format!("volume {volume_id} has no host"))))?;
+    state.bus.cast(&volume_topic(backend), &ctx.rc, &VolumeRequest::CreateSnapshot { snapshot_id: snap.id.clone() }).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "snapshot": views::snapshot(&ctx, &snap, false) }))).into_response())
+}
+
+async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiResult<Json<Value>> {
+    let all = ctx.rc.is_admin && params.get("all_tenants").and_then(validate::parse_bool).unwrap_or(false);
+    let mut q = SnapshotQuery {
+        project_id: (!all).then(|| ctx.rc.project_id.clone()),
+        name: params.get("name").or(params.get("display_name")).map(str::to_string),
+        status: params.get("status").map(str::to_string),
+        volume_id: params.get("volume_id").map(str::to_string),
+        page: paging::page(&params, SnapshotQuery::SORT_KEYS)?,
+        ..Default::default()
+    };
+    if let (Some(meta), true) = (params.get("metadata"), ctx.version.at_least(22)) {
+        let as_json = meta.replace('\'', "\"");
+        let parsed: Map<String, Value> = serde_json::from_str(&as_json)
+            .map_err(|_| bad_request(format!("Invalid input received: metadata filter '{meta}' must be a dictionary.")))?;
+        q.metadata = parsed.into_iter().map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
+    }
+    let snaps = state.db.list_snapshots(&q).await?;
+    let items: Vec<Value> = snaps.iter().map(|s| views::snapshot(&ctx, s, detail)).collect();
+    let path = if detail { "snapshots/detail" } else { "snapshots" };
+    let mut out = json!({ "snapshots": items });
+    if let Some(links) = paging::next_link(&ctx.link_base, path, &params, &q.page, snaps.len(), snaps.last().map(|s| s.id.as_str())) {
+        out["snapshots_links"] = links;
+    }
+    Ok(Json(out))
+}
+
+async fn list_summary(State(state): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult<Json<Value>> {
+    list(state, ctx, params, false).await
+}
+
+async fn list_detail(State(state): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult<Json<Value>> {
+    list(state, ctx, params, true).await
+}
+
+async fn show(State(state): State<ApiState>, ctx: Ctx, Path(p): Path<IdPath>) -> ApiResult<Json<Value>> {
+    let s = visible_snapshot(&state, &ctx, &p.id).await?;
+    Ok(Json(json!({ "snapshot": views::snapshot(&ctx, &s, true) })))
+}
+
+async fn update(State(state): State<ApiState>, ctx: Ctx, Path(p): Path<IdPath>, JsonBody(body): JsonBody) -> ApiResult<Json<Value>> {
+    let m = validate::object(&body, "snapshot")?;
+    let s = visible_snapshot(&state, &ctx, &p.id).await?;
+    let changes = SnapshotChanges {
+        name: text(m, ["name", "display_name"])?,
+        description: text(m, ["description", "display_description"])?,
+        ..Default::default()
+    };
+    if changes.name.is_none() && changes.description.is_none() {
+        return Err(bad_request("Invalid input received: give at least one of name or description to update."));
+    }
+    state.db.update_snapshot(&s.id, &changes, None).await?;
+    let s = state.db.get_snapshot(&s.id).await?;
+    Ok(Json(json!({ "snapshot": views::snapshot(&ctx, &s, false) })))
+}
+
+/// Moves a snapshot to `deleting` from one of `from` and casts the delete to its backend.
+async fn start_delete(state: &ApiState, ctx: &Ctx, id: &str, from: &[SnapshotStatus]) -> ApiResult<()> {
+    let s = visible_snapshot(state, ctx, id).await?;
+    if !state.db.update_snapshot(id, &SnapshotChanges::status(SnapshotStatus::Deleting), Some(from)).await? {
+        return Err(bad_request(format!(
+            "Invalid snapshot: Snapshot {id} status must be {} to be deleted, currently {}.",
+            list_quoted(from),
+            s.status
+        )));
+    }
+    let vol = state.db.get_volume(&s.volume_id).await?;
+    match vol.backend() {
+        Some(backend) => {
+            let req = VolumeRequest::DeleteSnapshot { snapshot_id: id.into() };
+            state.bus.cast(&volume_topic(backend), &ctx.rc, &req).await?
+        }
+        None => state.db.delete_snapshot(id).await?,
+    }
+    Ok(())
+}
+
+async fn delete(State(state): State<ApiState>, ctx: Ctx, Path(p): Path<IdPath>) -> ApiResult<Response> {
+    start_delete(&state, &ctx, &p.id, SnapshotStatus::DELETABLE).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+async fn action(State(state): State<ApiState>, ctx: Ctx, Path(p): Path<IdPath>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    let (name, arg) = single_action(&body)?;
+    match name {
+        "os-reset_status" => {
+            ctx.require_admin("volume_extension:snapshot_admin_actions:reset_status")?;
+            let m = arg.as_object().ok_or_else(|| bad_request("Invalid input received: os-reset_status needs {\"status\": …}."))?;
+            let status = validate::opt_string(m, "status", 64)?
+                .ok_or_else(|| bad_request("Invalid input received: os-reset_status needs 'status'."))?
+                .parse::<SnapshotStatus>()
+                .map_err(|e| bad_request(format!("Invalid input received: status {e}")))?;
+            visible_snapshot(&state, &ctx, &p.id).await?;
+            state.db.update_snapshot(&p.id, &SnapshotChanges::status(status), None).await?;
+        }
+        "os-force_delete" => {
+            ctx.require_admin("volume_extension:snapshot_admin_actions:force_delete")?;
+            let any: Vec<SnapshotStatus> = SnapshotStatus::ALL.iter().copied().filter(|s| *s != SnapshotStatus::Deleting).collect();
+            start_delete(&state, &ctx, &p.id, &any).await?;
+        }
+        other => {
+            return Err(bad_request(format!(
+                "There is no such action: {other}. Verify the request body and Content-Type header and try again."
+            )))
+        }
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}

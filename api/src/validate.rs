@@ -1,0 +1,120 @@
+//! Checks on request bodies. Every message names the field and says what is expected.
+
+use scoria_core::model::Metadata;
+use serde_json::{Map, Value};
+
+use crate::fault::{bad_request, ApiError};
+
+/// Longest name or description accepted.
+pub const MAX_TEXT: usize = 255;
+
+/// The object under `key` (e.g. `volume` in `{"volume": {…}}`).
+pub fn object<'a>(body: &'a Map<String, Value>, key: &str) -> Result<&'a Map<String, Value>, ApiError> {
+    match body.get(key) {
+        Some(Value::Object(m)) => Ok(m),
+        Some(other) => Err(bad_request(format!(
+            "Invalid input for field/attribute {key}. Value: {other}. It must be an object."
+        ))),
+        None => Err(bad_request(format!("Malformed request body: the body must contain '{key}'."))),
+    }
+}
+
+/// Fails when the body has keys outside `allowed`.
+pub fn only_keys(m: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
+    match m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(bad_request(format!("Additional properties are not allowed ('{k}' was unexpected)."))),
+        None => Ok(()),
+    }
+}
+
+/// An optional string of at most `max` characters (null is absent).
+pub fn opt_string(m: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, ApiError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s.clone())),
+        Some(Value::String(s)) => Err(bad_request(format!(
+            "Invalid input for field/attribute {key}. It is {} characters long; at most {max} are allowed.",
+            s.chars().count()
+        ))),
+        Some(other) => Err(bad_request(format!(
+            "Invalid input for field/attribute {key}. Value: {other}. It must be a string."
+        ))),
+    }
+}
+
+/// A positive integer number of GiB (JSON number or numeric string, as Cinder accepts).
+pub fn size(key: &str, v: &Value) -> Result<i64, ApiError> {
+    let parsed = match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    match parsed {
+        Some(n) if n > 0 && n <= i32::MAX as i64 => Ok(n),
+        _ => Err(bad_request(format!(
+            "Invalid input for field/attribute {key}. Value: {v}. {key} must be an integer between 1 and {}.",
+            i32::MAX
+        ))),
+    }
+}
+
+/// A boolean given as JSON bool or one of Cinder's accepted strings.
+pub fn boolean(key: &str, v: &Value) -> Result<bool, ApiError> {
+    let parsed = match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => parse_bool(s),
+        _ => None,
+    };
+    parsed.ok_or_else(|| {
+        bad_request(format!("Invalid input for field/attribute {key}. Value: {v}. It must be a boolean."))
+    })
+}
+
+/// Cinder's list of boolean spellings.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "t" | "true" | "on" | "y" | "yes" => Some(true),
+        "0" | "f" | "false" | "off" | "n" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// A metadata map: string keys of 1–255 characters, string values up to 255.
+pub fn metadata(key: &str, v: &Value) -> Result<Metadata, ApiError> {
+    let Value::Object(m) = v else {
+        return Err(bad_request(format!(
+            "Invalid input for field/attribute {key}. Value: {v}. It must be an object of strings."
+        )));
+    };
+    let mut out = Metadata::new();
+    for (k, val) in m {
+        if k.is_empty() || k.chars().count() > MAX_TEXT {
+            return Err(bad_request(format!(
+                "Invalid input for field/attribute {key}. Metadata keys must be 1 to {MAX_TEXT} characters long."
+            )));
+        }
+        let Value::String(s) = val else {
+            return Err(bad_request(format!(
+                "Invalid input for field/attribute {key}. The value of '{k}' must be a string, not {val}."
+            )));
+        };
+        if s.chars().count() > MAX_TEXT {
+            return Err(bad_request(format!(
+                "Invalid input for field/attribute {key}. The value of '{k}' is longer than {MAX_TEXT} characters."
+            )));
+        }
+        out.insert(k.clone(), s.clone());
+    }
+    Ok(out)
+}
+
+/// An optional UUID-shaped id; anything else is a 400 naming the field.
+pub fn opt_id(m: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(bad_request(format!(
+            "Invalid input for field/attribute {key}. Value: {other}. It must be a string id."
+        ))),
+    }
+}
