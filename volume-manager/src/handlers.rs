@@ -113,6 +113,21 @@ impl VolumeManager {
         if vol.status != VolumeStatus::Deleting {
             return Ok(());
         }
+        // With cascade, the api moved the volume's snapshots to `deleting` too.
+        let q = scoria_db::SnapshotQuery { volume_id: Some(id.to_string()), ..Default::default() };
+        for snap in self.db.list_snapshots(&q).await? {
+            if snap.status == SnapshotStatus::Deleting {
+                self.delete_snapshot(ctx, &snap.id).await?;
+            }
+        }
+        if !self.db.list_snapshots(&q).await?.is_empty() {
+            let guard = VolumeGuard::status_in(&[VolumeStatus::Deleting]);
+            if self.db.update_volume(id, &VolumeChanges::status(VolumeStatus::ErrorDeleting), guard).await? {
+                let text = "the volume still has snapshots that could not be deleted; delete them first";
+                self.tell_user(ctx, Resource::Volume, id, Action::DeleteVolume, Detail::DriverFailed, text).await;
+            }
+            return Ok(());
+        }
         let spec = self.volume_spec(&vol).await?;
         match self.driver.delete_volume(&spec).await {
             Ok(()) => {
