@@ -59,11 +59,13 @@ def wait_for(
     timeout: float = 60.0,
     interval: float = 0.2,
     what: str | None = None,
+    detail: Callable[[], Any] | None = None,
 ) -> Any:
     """Call fn until it returns something truthy; return that value.
 
     Fails the test when `timeout` seconds pass first, showing the last value
-    fn returned. Exceptions raised by fn propagate: they are real failures.
+    fn returned (and what `detail()` says, if given). Exceptions raised by fn
+    propagate: they are real failures.
     """
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -76,6 +78,7 @@ def wait_for(
                 f"timed out after {timeout:.0f} s waiting for "
                 f"{what or getattr(fn, '__name__', 'condition')}; "
                 f"last value: {last!r}"
+                + (f"; {detail()}" if detail else "")
             )
         time.sleep(interval)
 

@@ -80,12 +80,19 @@ def test_restart_while_creating(fresh_server, sig):
 
     srv.start()
 
+    busy: list = []
+
     def settled():
         vols = srv.volumes()
-        busy = [(v["id"], v["status"]) for v in vols if v["status"] in TRANSITIONAL]
+        busy[:] = [(v["id"], v["status"]) for v in vols if v["status"] in TRANSITIONAL]
         return vols if not busy else None
 
-    vols = wait_for(settled, timeout=300, what="no volume in a transitional state after restart")
+    vols = wait_for(
+        settled,
+        timeout=300,
+        what="no volume in a transitional state after restart",
+        detail=lambda: f"still transitional: {busy}",
+    )
     ids = {v["id"] for v in vols}
     assert ids == accepted | {src["id"]}, (
         f"volumes after restart differ from the accepted ones: "
