@@ -10,6 +10,7 @@ mod query;
 mod services;
 mod snapshots;
 mod types;
+mod usage;
 mod volumes;
 
 pub use messages::MessageQuery;
@@ -17,6 +18,7 @@ pub use metadata::MetaKind;
 pub use query::{Page, SortDir, SortKey};
 pub use snapshots::{SnapshotChanges, SnapshotQuery};
 pub use types::VolumeTypeChanges;
+pub use usage::TypeUsage;
 pub use volumes::{VolumeChanges, VolumeGuard, VolumeQuery};
 
 use scoria_core::Error;
@@ -100,4 +102,12 @@ fn parse_opt<T: std::str::FromStr<Err = String>>(row: &AnyRow, col: &str) -> Res
     get_opt(row, col)?
         .map(|s| s.parse().map_err(Error::Internal))
         .transpose()
+}
+
+impl Db {
+    /// Runs one statement without parameters (administrative use: tests, tooling).
+    pub async fn execute_raw(&self, sql: &str) -> Result<()> {
+        self.pool.execute(sql).await.map_err(db_err)?;
+        Ok(())
+    }
 }

@@ -1,0 +1,192 @@
+//! The repository's behaviour, run against SQLite and against PostgreSQL
+//! (`postgres://postgres@127.0.0.1:5432`, a fresh database per run; the test
+//! fails if PostgreSQL is unreachable — the test script starts it).
+
+use std::future::Future;
+
+use scoria_core::model::{Metadata, Snapshot, Volume, VolumeType};
+use scoria_core::status::{AttachStatus, SnapshotStatus, VolumeStatus};
+use scoria_core::{time, Error};
+use scoria_db::{Db, MetaKind, Page, SortDir, VolumeChanges, VolumeGuard, VolumeQuery};
+
+fn volume(project: &str, name: &str, size: i64) -> Volume {
+    Volume {
+        id: uuid::Uuid::new_v4().to_string(),
+        project_id: project.into(),
+        user_id: "u".into(),
+        name: Some(name.into()),
+        description: None,
+        size,
+        status: VolumeStatus::Available,
+        previous_status: None,
+        attach_status: AttachStatus::Detached,
+        host: Some("h@b#p".into()),
+        availability_zone: "nova".into(),
+        volume_type_id: None,
+        snapshot_id: None,
+        source_volid: None,
+        bootable: false,
+        multiattach: false,
+        provider_location: None,
+        admin_metadata: Metadata::new(),
+        metadata: Metadata::from([("tier".to_string(), name.to_string())]),
+        created_at: time::now(),
+        updated_at: None,
+    }
+}
+
+async fn sqlite() -> (Db, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
+    db.migrate().await.unwrap();
+    (db, dir)
+}
+
+async fn postgres() -> Db {
+    let admin = "postgres://postgres@127.0.0.1:5432/postgres";
+    let name = format!("scoria_test_{}", uuid::Uuid::new_v4().simple());
+    let server = Db::connect(admin).await.expect("PostgreSQL must be running on 127.0.0.1:5432");
+    server.execute_raw(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let db = Db::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await.unwrap();
+    db.migrate().await.unwrap();
+    db
+}
+
+async fn on_both<F, Fut>(check: F)
+where
+    F: Fn(Db) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let (db, _dir) = sqlite().await;
+    check(db).await;
+    check(postgres().await).await;
+}
+
+#[tokio::test]
+async fn compare_and_set_has_one_winner() {
+    on_both(|db| async move {
+        let mut v = volume("p", "a", 1);
+        v.status = VolumeStatus::Creating;
+        db.insert_volume(&v).await.unwrap();
+        let mut tries = Vec::new();
+        for _ in 0..8 {
+            let db = db.clone();
+            let id = v.id.clone();
+            tries.push(tokio::spawn(async move {
+                let guard = VolumeGuard::status_in(&[VolumeStatus::Creating]);
+                db.update_volume(&id, &VolumeChanges::status(VolumeStatus::Available), guard).await.unwrap()
+            }));
+        }
+        let mut wins = 0;
+        for t in tries {
+            wins += t.await.unwrap() as usize;
+        }
+        assert_eq!(wins, 1);
+        assert_eq!(db.get_volume(&v.id).await.unwrap().status, VolumeStatus::Available);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn delete_guard_respects_snapshots() {
+    on_both(|db| async move {
+        let v = volume("p", "a", 1);
+        db.insert_volume(&v).await.unwrap();
+        let snap = Snapshot {
+            id: uuid::Uuid::new_v4().to_string(),
+            project_id: "p".into(),
+            user_id: "u".into(),
+            volume_id: v.id.clone(),
+            name: None,
+            description: None,
+            size: 1,
+            status: SnapshotStatus::Available,
+            progress: "100%".into(),
+            provider_location: None,
+            metadata: Metadata::new(),
+            created_at: time::now(),
+            updated_at: None,
+        };
+        assert!(db.insert_snapshot(&snap, &[VolumeStatus::Available]).await.unwrap());
+        let guard = VolumeGuard { statuses: Some(VolumeStatus::DELETABLE), no_snapshots: true, host: None };
+        assert!(!db.update_volume(&v.id, &VolumeChanges::status(VolumeStatus::Deleting), guard).await.unwrap());
+        db.delete_snapshot(&snap.id).await.unwrap();
+        assert!(db.update_volume(&v.id, &VolumeChanges::status(VolumeStatus::Deleting), guard).await.unwrap());
+        // A snapshot of a volume that is no longer available is refused.
+        let again = Snapshot { id: uuid::Uuid::new_v4().to_string(), ..snap };
+        assert!(!db.insert_snapshot(&again, &[VolumeStatus::Available]).await.unwrap());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn listing_pages_and_filters() {
+    on_both(|db| async move {
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            let v = volume("p", if i % 2 == 0 { "even" } else { "odd" }, i + 1);
+            ids.push(v.id.clone());
+            db.insert_volume(&v).await.unwrap();
+        }
+        db.insert_volume(&volume("other", "even", 1)).await.unwrap();
+        let size_key = VolumeQuery::SORT_KEYS.iter().find(|k| k.name == "size").copied().unwrap();
+        let mut seen = Vec::new();
+        let mut marker = None;
+        loop {
+            let q = VolumeQuery {
+                project_id: Some("p".into()),
+                page: Page { sort: vec![(size_key, SortDir::Asc)], limit: Some(3), marker: marker.clone(), offset: None },
+                ..Default::default()
+            };
+            let page = db.list_volumes(&q).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            marker = page.last().map(|v| v.id.clone());
+            seen.extend(page.into_iter().map(|v| v.size));
+        }
+        assert_eq!(seen, vec![1, 2, 3, 4, 5, 6, 7]);
+        let q = VolumeQuery {
+            project_id: Some("p".into()),
+            metadata: vec![("tier".into(), "odd".into())],
+            ..Default::default()
+        };
+        let odd = db.list_volumes(&q).await.unwrap();
+        assert_eq!(odd.len(), 3);
+        assert!(odd.iter().all(|v| v.metadata.get("tier").map(String::as_str) == Some("odd")));
+        assert_eq!(db.count_volumes(&q).await.unwrap(), (3, 2 + 4 + 6));
+        let bad = VolumeQuery { page: Page { marker: Some("nope".into()), ..Default::default() }, ..Default::default() };
+        assert!(matches!(db.list_volumes(&bad).await, Err(Error::NotFound(_))));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn types_are_unique_and_protected_while_used() {
+    on_both(|db| async move {
+        db.ensure_default_type().await.unwrap();
+        db.ensure_default_type().await.unwrap();
+        let t = VolumeType {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: "gold".into(),
+            description: None,
+            is_public: true,
+            extra_specs: Metadata::from([("volume_backend_name".to_string(), "file".to_string())]),
+            created_at: time::now(),
+            updated_at: None,
+        };
+        db.insert_volume_type(&t).await.unwrap();
+        let dup = VolumeType { id: uuid::Uuid::new_v4().to_string(), ..t.clone() };
+        assert!(matches!(db.insert_volume_type(&dup).await, Err(Error::Conflict(_))));
+        assert_eq!(db.find_volume_type("gold").await.unwrap().extra_specs, t.extra_specs);
+        let mut v = volume("p", "a", 1);
+        v.volume_type_id = Some(t.id.clone());
+        db.insert_volume(&v).await.unwrap();
+        assert!(!db.delete_volume_type(&t.id).await.unwrap());
+        db.delete_volume(&v.id).await.unwrap();
+        assert!(db.delete_volume_type(&t.id).await.unwrap());
+        assert!(db.get_metadata(MetaKind::ExtraSpecs, &t.id).await.unwrap().is_empty());
+        assert_eq!(db.list_volume_types(false).await.unwrap().len(), 1);
+    })
+    .await;
+}
