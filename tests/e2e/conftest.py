@@ -361,20 +361,26 @@ class ScoriaServer:
 
     def wait_volume(self, volume_id: str, status: str = "available", timeout: float = 120) -> dict:
         """Wait until the volume leaves transitional states; assert it is `status`."""
-        vol = wait_for(
-            lambda: (v := self.volume(volume_id)) and v["status"] not in TRANSITIONAL and v,
-            timeout=timeout,
-            what=f"volume {volume_id} to settle",
-        )
+        seen: list = [None]
+
+        def settled():
+            seen[0] = v = self.volume(volume_id)
+            return v if v and v["status"] not in TRANSITIONAL else None
+
+        vol = wait_for(settled, timeout=timeout, what=f"volume {volume_id} to settle",
+                       detail=lambda: f"volume: {seen[0]}")
         assert vol["status"] == status, f"volume {volume_id} ended {vol['status']!r}, wanted {status!r}: {vol}"
         return vol
 
     def wait_snapshot(self, snapshot_id: str, status: str = "available", timeout: float = 120) -> dict:
-        snap = wait_for(
-            lambda: (s := self.snapshot(snapshot_id)) and s["status"] not in TRANSITIONAL and s,
-            timeout=timeout,
-            what=f"snapshot {snapshot_id} to settle",
-        )
+        seen: list = [None]
+
+        def settled():
+            seen[0] = s = self.snapshot(snapshot_id)
+            return s if s and s["status"] not in TRANSITIONAL else None
+
+        snap = wait_for(settled, timeout=timeout, what=f"snapshot {snapshot_id} to settle",
+                        detail=lambda: f"snapshot: {seen[0]}")
         assert snap["status"] == status, f"snapshot {snapshot_id} ended {snap['status']!r}, wanted {status!r}: {snap}"
         return snap
 

@@ -32,21 +32,27 @@ def show_volume(osc, name: str) -> dict[str, Any]:
 
 def wait_volume(osc, name: str, status: str = "available", timeout: float = 120) -> dict[str, Any]:
     """Poll `openstack volume show NAME` until it settles; assert its status."""
-    vol = wait_for(
-        lambda: (v := show_volume(osc, name))["status"] not in TRANSITIONAL and v,
-        timeout=timeout,
-        what=f"volume {name} to leave {sorted(TRANSITIONAL)}",
-    )
+    seen: list = [None]
+
+    def settled():
+        seen[0] = v = show_volume(osc, name)
+        return v if v["status"] not in TRANSITIONAL else None
+
+    vol = wait_for(settled, timeout=timeout, what=f"volume {name} to settle",
+                   detail=lambda: f"volume: {seen[0]}")
     assert vol["status"] == status, f"volume {name}: status {vol['status']!r}, wanted {status!r}\n{vol}"
     return vol
 
 
 def wait_snapshot(osc, name: str, status: str = "available", timeout: float = 120) -> dict[str, Any]:
-    snap = wait_for(
-        lambda: (s := osc("volume", "snapshot", "show", name))["status"] not in TRANSITIONAL and s,
-        timeout=timeout,
-        what=f"snapshot {name} to settle",
-    )
+    seen: list = [None]
+
+    def settled():
+        seen[0] = s = osc("volume", "snapshot", "show", name)
+        return s if s["status"] not in TRANSITIONAL else None
+
+    snap = wait_for(settled, timeout=timeout, what=f"snapshot {name} to settle",
+                    detail=lambda: f"snapshot: {seen[0]}")
     assert snap["status"] == status, f"snapshot {name}: status {snap['status']!r}, wanted {status!r}\n{snap}"
     return snap
 
@@ -179,7 +185,8 @@ def test_volume_extend(osc):
             return v
         return v if (v["status"] == "available" and v["size"] == 2) else None
 
-    vol = wait_for(extended, timeout=120, what="v1b to be available with size 2")
+    vol = wait_for(extended, timeout=120, what="v1b to be available with size 2",
+                   detail=lambda: f"volume: {show_volume(osc, 'v1b')}")
     assert vol["status"] == "available" and vol["size"] == 2, vol
     assert vol["properties"] == {"b": "2"}, vol
 

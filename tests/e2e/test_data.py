@@ -104,6 +104,7 @@ def test_data_survives_snapshot_clone_and_extend(server):
         and v,
         timeout=120,
         what="the extended volume to be available with size 2",
+        detail=lambda: f"volume: {server.volume(src['id'])}",
     )
     assert vol["status"] == "available" and vol["size"] == 2, vol
     assert_size(src_file, 2, "extended volume")
