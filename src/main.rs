@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "scoria", version, about = "A Cinder v3-compatible block storage service")]
+#[command(
+    name = "scoria",
+    version,
+    about = "A Cinder v3-compatible block storage service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,8 +48,17 @@ fn init_logging() {
 async fn main() -> anyhow::Result<()> {
     init_logging();
     match Cli::parse().command {
-        Command::Serve { data_dir, listen, stats_interval } => {
-            serve::run(serve::ServeOptions { data_dir, listen, stats_interval }).await
+        Command::Serve {
+            data_dir,
+            listen,
+            stats_interval,
+        } => {
+            serve::run(serve::ServeOptions {
+                data_dir,
+                listen,
+                stats_interval,
+            })
+            .await
         }
     }
 }

@@ -50,8 +50,13 @@ async fn stop_signal() {
 /// Runs until SIGTERM or Ctrl-C, then lets in-flight work finish.
 pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
     let data_dir = std::path::absolute(&opts.data_dir)?;
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let db = Db::connect(&format!("sqlite://{}", data_dir.join("scoria.db").display())).await?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let db = Db::connect(&format!(
+        "sqlite://{}",
+        data_dir.join("scoria.db").display()
+    ))
+    .await?;
     db.migrate().await?;
     db.ensure_default_type().await?;
     let bus = Bus::in_process();
@@ -62,7 +67,10 @@ pub async fn run(opts: ServeOptions) -> anyhow::Result<()> {
         name: "file".into(),
         driver: "file".into(),
         volume_backend_name: "file".into(),
-        options: BTreeMap::from([("file_volumes_dir".to_string(), data_dir.join("volumes").display().to_string())]),
+        options: BTreeMap::from([(
+            "file_volumes_dir".to_string(),
+            data_dir.join("volumes").display().to_string(),
+        )]),
     };
     let driver = scoria_drivers::registry::create(&backend)?;
     let manager = VolumeManager::new(

@@ -32,7 +32,9 @@ impl Ctx {
         if self.rc.is_admin {
             Ok(())
         } else {
-            Err(ApiError(Error::Forbidden(format!("Policy doesn't allow {rule} to be performed."))))
+            Err(ApiError(Error::Forbidden(format!(
+                "Policy doesn't allow {rule} to be performed."
+            ))))
         }
     }
 
@@ -50,15 +52,25 @@ impl Ctx {
         if self.version.at_least(minor) {
             Ok(())
         } else {
-            Err(ApiError(Error::NotFound("The resource could not be found.".into())))
+            Err(ApiError(Error::NotFound(
+                "The resource could not be found.".into(),
+            )))
         }
     }
 }
 
 /// Top-level resource names, so `/v3/<name>` is not mistaken for a project id.
 const RESOURCES: &[&str] = &[
-    "volumes", "snapshots", "types", "os-availability-zone", "os-services", "scheduler-stats",
-    "limits", "os-quota-sets", "extensions", "messages",
+    "volumes",
+    "snapshots",
+    "types",
+    "os-availability-zone",
+    "os-services",
+    "scheduler-stats",
+    "limits",
+    "os-quota-sets",
+    "extensions",
+    "messages",
 ];
 
 /// The project id in `/v3/{project_id}/…`, if the URL has one.
@@ -72,7 +84,10 @@ fn incoming_request_id(headers: &HeaderMap) -> String {
     headers
         .get("x-openstack-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| v.strip_prefix("req-").is_some_and(|u| uuid::Uuid::parse_str(u).is_ok()))
+        .filter(|v| {
+            v.strip_prefix("req-")
+                .is_some_and(|u| uuid::Uuid::parse_str(u).is_ok())
+        })
         .map(str::to_string)
         .unwrap_or_else(RequestContext::new_request_id)
 }
@@ -103,7 +118,7 @@ pub async fn middleware(State(state): State<ApiState>, mut req: Request, next: N
         let shown = *negotiated.as_ref().unwrap_or(&version::MIN_VERSION);
         let mut resp = match prepare(&state, &mut req, request_id.clone(), negotiated) {
             Ok(()) => next.run(req).await,
-            Err(resp) => resp,
+            Err(resp) => *resp,
         };
         let resp_status = resp.status();
         normalise_fault(&mut resp).await;
@@ -120,13 +135,13 @@ fn prepare(
     req: &mut Request,
     request_id: String,
     negotiated: Result<ApiVersion, Error>,
-) -> Result<(), Response> {
-    let version = negotiated.map_err(|e| ApiError(e).into_response())?;
+) -> Result<(), Box<Response>> {
+    let version = negotiated.map_err(|e| Box::new(ApiError(e).into_response()))?;
     let path = req.uri().path().to_string();
     let rc = match state.cfg.auth {
         AuthStrategy::NoAuth => match noauth_context(req.headers(), request_id.clone()) {
             Some(rc) => rc,
-            None => return Err(noauth_hint(req.headers(), &path)),
+            None => return Err(Box::new(noauth_hint(req.headers(), &path))),
         },
     };
     let base = version::base_url(state, req.headers());
@@ -134,13 +149,16 @@ fn prepare(
     if let Some(p) = project {
         let valid = p.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
         if !valid {
-            return Err(fault(StatusCode::NOT_FOUND, "The resource could not be found."));
+            return Err(Box::new(fault(
+                StatusCode::NOT_FOUND,
+                "The resource could not be found.",
+            )));
         }
         if p != rc.project_id {
-            return Err(fault(
+            return Err(Box::new(fault(
                 StatusCode::BAD_REQUEST,
                 &format!("Malformed request url: the project {p} in the URL is not the project {} of the token.", rc.project_id),
-            ));
+            )));
         }
     }
     let scope = project.map(|p| format!("/{p}")).unwrap_or_default();
@@ -156,9 +174,17 @@ fn prepare(
 /// Without a token, noauth answers 204 and tells the client which token to send.
 fn noauth_hint(headers: &HeaderMap, path: &str) -> Response {
     let header_or = |name: &str| {
-        headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("admin").to_string()
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("admin")
+            .to_string()
     };
-    let token = format!("{}:{}", header_or("x-auth-user"), header_or("x-auth-project-id"));
+    let token = format!(
+        "{}:{}",
+        header_or("x-auth-user"),
+        header_or("x-auth-project-id")
+    );
     let mut resp = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&token) {
         resp.headers_mut().insert("x-auth-token", v);
@@ -179,7 +205,10 @@ pub fn finish_headers(headers: &mut HeaderMap, request_id: &str, version: Option
         if let Ok(v) = HeaderValue::from_str(&format!("volume {version}")) {
             headers.insert("openstack-api-version", v);
         }
-        headers.insert(header::VARY, HeaderValue::from_static("OpenStack-API-Version"));
+        headers.insert(
+            header::VARY,
+            HeaderValue::from_static("OpenStack-API-Version"),
+        );
     }
 }
 
@@ -199,13 +228,23 @@ async fn normalise_fault(resp: &mut Response) {
         return;
     }
     let body = std::mem::replace(resp.body_mut(), Body::empty());
-    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
     let text = String::from_utf8_lossy(&text).trim().to_string();
     let msg = match status {
         StatusCode::NOT_FOUND => "The resource could not be found.".to_string(),
-        StatusCode::METHOD_NOT_ALLOWED => "The method is not allowed for this resource.".to_string(),
-        s if s.is_server_error() => "The server has either erred or is incapable of performing the requested operation.".to_string(),
-        _ if text.is_empty() => status.canonical_reason().unwrap_or("Bad request").to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "The method is not allowed for this resource.".to_string()
+        }
+        s if s.is_server_error() => {
+            "The server has either erred or is incapable of performing the requested operation."
+                .to_string()
+        }
+        _ if text.is_empty() => status
+            .canonical_reason()
+            .unwrap_or("Bad request")
+            .to_string(),
         _ => text,
     };
     *resp = fault(status, &msg);

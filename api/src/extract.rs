@@ -33,21 +33,28 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
         if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
             let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
-            let ok = ct.starts_with("application/json") || ct.starts_with("application/vnd.openstack.volume+json");
+            let ok = ct.starts_with("application/json")
+                || ct.starts_with("application/vnd.openstack.volume+json");
             if !ok {
                 return Err(ApiError(Error::BadRequest(format!(
                     "Unsupported Content-Type '{ct}'; send application/json."
                 ))));
             }
         }
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map_err(|_| {
-            ApiError(Error::OverLimit(format!("Request body is larger than {MAX_BODY_BYTES} bytes.")))
-        })?;
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| {
+                ApiError(Error::OverLimit(format!(
+                    "Request body is larger than {MAX_BODY_BYTES} bytes."
+                )))
+            })?;
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| bad_request(format!("Malformed request body: {e}")))?;
         match value {
             Value::Object(map) => Ok(JsonBody(map)),
-            _ => Err(bad_request("Malformed request body: the body must be a JSON object.")),
+            _ => Err(bad_request(
+                "Malformed request body: the body must be a JSON object.",
+            )),
         }
     }
 }
@@ -69,6 +76,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 impl Params {
     /// The last value given for `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }

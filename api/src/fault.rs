@@ -49,7 +49,8 @@ pub fn fault(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({ fault_name(status): inner });
     let mut resp = (status, Json(body)).into_response();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        resp.headers_mut().insert("Retry-After", HeaderValue::from_static("0"));
+        resp.headers_mut()
+            .insert("Retry-After", HeaderValue::from_static("0"));
     }
     resp
 }

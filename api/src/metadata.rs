@@ -35,18 +35,41 @@ struct KeyPath {
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/volumes/{id}/metadata", get(vol_list).post(vol_merge).put(vol_replace))
-        .route("/volumes/{id}/metadata/{key}", get(vol_get).put(vol_put).delete(vol_delete))
-        .route("/snapshots/{id}/metadata", get(snap_list).post(snap_merge).put(snap_replace))
-        .route("/snapshots/{id}/metadata/{key}", get(snap_get).put(snap_put).delete(snap_delete))
+        .route(
+            "/volumes/{id}/metadata",
+            get(vol_list).post(vol_merge).put(vol_replace),
+        )
+        .route(
+            "/volumes/{id}/metadata/{key}",
+            get(vol_get).put(vol_put).delete(vol_delete),
+        )
+        .route(
+            "/snapshots/{id}/metadata",
+            get(snap_list).post(snap_merge).put(snap_replace),
+        )
+        .route(
+            "/snapshots/{id}/metadata/{key}",
+            get(snap_get).put(snap_put).delete(snap_delete),
+        )
 }
 
 /// Checks the caller may see (and, when `writing`, change) the owner's metadata.
-async fn check_owner(state: &ApiState, ctx: &Ctx, kind: MetaKind, id: &str, writing: bool) -> ApiResult<()> {
+async fn check_owner(
+    state: &ApiState,
+    ctx: &Ctx,
+    kind: MetaKind,
+    id: &str,
+    writing: bool,
+) -> ApiResult<()> {
     match kind {
         MetaKind::Volume => {
             let v = visible_volume(state, ctx, id).await?;
-            if writing && matches!(v.status, VolumeStatus::Maintenance | VolumeStatus::Uploading) {
+            if writing
+                && matches!(
+                    v.status,
+                    VolumeStatus::Maintenance | VolumeStatus::Uploading
+                )
+            {
                 return Err(bad_request(format!(
                     "Invalid volume: Volume {id} is '{}'; its metadata cannot change now.",
                     v.status
@@ -83,7 +106,15 @@ async fn list(state: ApiState, ctx: Ctx, kind: MetaKind, id: String) -> ApiResul
     Ok(with_etag(&ctx, kind, &meta, json!({ "metadata": meta })))
 }
 
-async fn write(state: ApiState, ctx: Ctx, kind: MetaKind, id: String, headers: HeaderMap, body: JsonBody, replace: bool) -> ApiResult<Response> {
+async fn write(
+    state: ApiState,
+    ctx: Ctx,
+    kind: MetaKind,
+    id: String,
+    headers: HeaderMap,
+    body: JsonBody,
+    replace: bool,
+) -> ApiResult<Response> {
     let meta = validate::metadata("metadata", body.0.get("metadata").unwrap_or(&Value::Null))?;
     check_owner(&state, &ctx, kind, &id, true).await?;
     if replace && kind == MetaKind::Volume && ctx.version.at_least(15) {
@@ -101,11 +132,22 @@ async fn write(state: ApiState, ctx: Ctx, kind: MetaKind, id: String, headers: H
 async fn get_key(state: ApiState, ctx: Ctx, kind: MetaKind, p: KeyPath) -> ApiResult<Json<Value>> {
     check_owner(&state, &ctx, kind, &p.id, false).await?;
     let meta = state.db.get_metadata(kind, &p.id).await?;
-    let value = meta.get(&p.key).ok_or_else(|| ApiError(Error::NotFound(format!("Metadata key {} could not be found.", p.key))))?;
+    let value = meta.get(&p.key).ok_or_else(|| {
+        ApiError(Error::NotFound(format!(
+            "Metadata key {} could not be found.",
+            p.key
+        )))
+    })?;
     Ok(Json(json!({ "meta": { &p.key: value } })))
 }
 
-async fn put_key(state: ApiState, ctx: Ctx, kind: MetaKind, p: KeyPath, body: JsonBody) -> ApiResult<Json<Value>> {
+async fn put_key(
+    state: ApiState,
+    ctx: Ctx,
+    kind: MetaKind,
+    p: KeyPath,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
     let meta = validate::metadata("meta", body.0.get("meta").unwrap_or(&Value::Null))?;
     if meta.len() != 1 || !meta.contains_key(&p.key) {
         return Err(bad_request(format!("Invalid input received: the body must hold exactly one item, and its key must be '{}' as in the URL.", p.key)));
@@ -118,44 +160,105 @@ async fn put_key(state: ApiState, ctx: Ctx, kind: MetaKind, p: KeyPath, body: Js
 async fn delete_key(state: ApiState, ctx: Ctx, kind: MetaKind, p: KeyPath) -> ApiResult<Response> {
     check_owner(&state, &ctx, kind, &p.id, true).await?;
     if !state.db.delete_metadata_key(kind, &p.id, &p.key).await? {
-        return Err(ApiError(Error::NotFound(format!("Metadata key {} could not be found.", p.key))));
+        return Err(ApiError(Error::NotFound(format!(
+            "Metadata key {} could not be found.",
+            p.key
+        ))));
     }
     Ok(StatusCode::OK.into_response())
 }
 
-async fn vol_list(State(s): State<ApiState>, ctx: Ctx, Path(p): Path<OwnerPath>) -> ApiResult<Response> {
+async fn vol_list(
+    State(s): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<OwnerPath>,
+) -> ApiResult<Response> {
     list(s, ctx, MetaKind::Volume, p.id).await
 }
-async fn vol_merge(State(s): State<ApiState>, ctx: Ctx, Path(p): Path<OwnerPath>, h: HeaderMap, b: JsonBody) -> ApiResult<Response> {
+async fn vol_merge(
+    State(s): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<OwnerPath>,
+    h: HeaderMap,
+    b: JsonBody,
+) -> ApiResult<Response> {
     write(s, ctx, MetaKind::Volume, p.id, h, b, false).await
 }
-async fn vol_replace(State(s): State<ApiState>, ctx: Ctx, Path(p): Path<OwnerPath>, h: HeaderMap, b: JsonBody) -> ApiResult<Response> {
+async fn vol_replace(
+    State(s): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<OwnerPath>,
+    h: HeaderMap,
+    b: JsonBody,
+) -> ApiResult<Response> {
     write(s, ctx, MetaKind::Volume, p.id, h, b, true).await
 }
-async fn vol_get(State(s): State<ApiState>, ctx: Ctx, Path(p): Path<KeyPath>) -> ApiResult<Json<Value>> {
+async fn vol_get(
+    State(s): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<KeyPath>,
+) -> ApiResult<Json<Value>> {
     get_key(s, ctx, MetaKind::Volume, p).await
 }
-async fn vol_put(State(s): State<ApiState>, ctx: Ctx, Path(p): Path<KeyPath>, b: JsonBody) -> ApiResult<Json<Value>> {
+async fn vol_put(
+    State(s): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<KeyPath>,
+    b: JsonBody,
+) -> ApiResult<Json<Value>> {
     put_key(s, ctx, MetaKind::Volume, p, b).await
 }
-async fn vol_delete(State(s): State<ApiState>, ctx: Ctx, Path(p): Path<KeyPath>) -> ApiResult<Response> {
+async fn vol_delete(
+    State(s): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<KeyPath>,
+) -> ApiResult<Response> {
     delete_key(s, ctx, MetaKind::Volume, p).await
 }
-async fn snap_list(State(s): State<ApiState>, ctx: Ctx, Path(p): Path<OwnerPath>) -> ApiResult<Response> {
+async fn snap_list(
+    State(s): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<OwnerPath>,
+) -> ApiResult<Response> {
     list(s, ctx, MetaKind::Snapshot, p.id).await
 }
-async fn snap_merge(State(s): State<ApiState>, ctx: Ctx, Path(p): Path<OwnerPath>, h: HeaderMap, b: JsonBody) -> ApiResult<Response> {
+async fn snap_merge(
+    State(s): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<OwnerPath>,
+    h: HeaderMap,
+    b: JsonBody,
+) -> ApiResult<Response> {
     write(s, ctx, MetaKind::Snapshot, p.id, h, b, false).await
 }
-async fn snap_replace(State(s): State<ApiState>, ctx: Ctx, Path(p): Path<OwnerPath>, h: HeaderMap, b: JsonBody) -> ApiResult<Response> {
+async fn snap_replace(
+    State(s): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<OwnerPath>,
+    h: HeaderMap,
+    b: JsonBody,
+) -> ApiResult<Response> {
     write(s, ctx, MetaKind::Snapshot, p.id, h, b, true).await
 }
-async fn snap_get(State(s): State<ApiState>, ctx: Ctx, Path(p): Path<KeyPath>) -> ApiResult<Json<Value>> {
+async fn snap_get(
+    State(s): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<KeyPath>,
+) -> ApiResult<Json<Value>> {
     get_key(s, ctx, MetaKind::Snapshot, p).await
 }
-async fn snap_put(State(s): State<ApiState>, ctx: Ctx, Path(p): Path<KeyPath>, b: JsonBody) -> ApiResult<Json<Value>> {
+async fn snap_put(
+    State(s): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<KeyPath>,
+    b: JsonBody,
+) -> ApiResult<Json<Value>> {
     put_key(s, ctx, MetaKind::Snapshot, p, b).await
 }
-async fn snap_delete(State(s): State<ApiState>, ctx: Ctx, Path(p): Path<KeyPath>) -> ApiResult<Response> {
+async fn snap_delete(
+    State(s): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<KeyPath>,
+) -> ApiResult<Response> {
     delete_key(s, ctx, MetaKind::Snapshot, p).await
 }

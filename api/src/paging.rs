@@ -14,7 +14,9 @@ fn non_negative(params: &Params, key: &str) -> Result<Option<i64>, ApiError> {
         .get(key)
         .map(|v| {
             v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                bad_request(format!("Invalid input received: {key} must be a non-negative integer, got '{v}'."))
+                bad_request(format!(
+                    "Invalid input received: {key} must be a non-negative integer, got '{v}'."
+                ))
             })
         })
         .transpose()
@@ -24,20 +26,31 @@ fn dir(text: &str) -> Result<SortDir, ApiError> {
     match text.to_ascii_lowercase().as_str() {
         "asc" => Ok(SortDir::Asc),
         "desc" => Ok(SortDir::Desc),
-        other => Err(bad_request(format!("Invalid input received: Unknown sort direction '{other}', must be 'desc' or 'asc'."))),
+        other => Err(bad_request(format!(
+            "Invalid input received: Unknown sort direction '{other}', must be 'desc' or 'asc'."
+        ))),
     }
 }
 
 fn key(allowed: &[SortKey], name: &str) -> Result<SortKey, ApiError> {
-    allowed.iter().find(|k| k.name == name).copied().ok_or_else(|| {
-        let names: Vec<&str> = allowed.iter().map(|k| k.name).collect();
-        bad_request(format!("Invalid input received: Invalid sort key '{name}'; use one of: {}.", names.join(", ")))
-    })
+    allowed
+        .iter()
+        .find(|k| k.name == name)
+        .copied()
+        .ok_or_else(|| {
+            let names: Vec<&str> = allowed.iter().map(|k| k.name).collect();
+            bad_request(format!(
+                "Invalid input received: Invalid sort key '{name}'; use one of: {}.",
+                names.join(", ")
+            ))
+        })
 }
 
 /// Reads the paging parameters; the default order is newest first.
 pub fn page(params: &Params, allowed: &[SortKey]) -> Result<Page, ApiError> {
-    let limit = non_negative(params, "limit")?.map(|l| l.min(MAX_LIMIT)).unwrap_or(MAX_LIMIT);
+    let limit = non_negative(params, "limit")?
+        .map(|l| l.min(MAX_LIMIT))
+        .unwrap_or(MAX_LIMIT);
     let offset = non_negative(params, "offset")?;
     let marker = params.get("marker").map(str::to_string);
     let legacy = params.get("sort_key").is_some() || params.get("sort_dir").is_some();
@@ -58,16 +71,33 @@ pub fn page(params: &Params, allowed: &[SortKey]) -> Result<Page, ApiError> {
     if sort.is_empty() {
         sort.push((key(allowed, "created_at")?, SortDir::Desc));
     }
-    Ok(Page { sort, limit: Some(limit), marker, offset })
+    Ok(Page {
+        sort,
+        limit: Some(limit),
+        marker,
+        offset,
+    })
 }
 
 /// `[{"rel": "next", "href": …}]` when the page is full, else `None`.
-pub fn next_link(base: &str, path: &str, params: &Params, page: &Page, count: usize, last_id: Option<&str>) -> Option<Value> {
+pub fn next_link(
+    base: &str,
+    path: &str,
+    params: &Params,
+    page: &Page,
+    count: usize,
+    last_id: Option<&str>,
+) -> Option<Value> {
     let limit = page.limit.unwrap_or(MAX_LIMIT);
     if count == 0 || (count as i64) < limit {
         return None;
     }
-    let mut pairs: Vec<(String, String)> = params.0.iter().filter(|(k, _)| k != "marker").cloned().collect();
+    let mut pairs: Vec<(String, String)> = params
+        .0
+        .iter()
+        .filter(|(k, _)| k != "marker")
+        .cloned()
+        .collect();
     pairs.push(("marker".into(), last_id?.to_string()));
     let query = serde_urlencoded::to_string(&pairs).ok()?;
     Some(json!([{ "rel": "next", "href": format!("{base}/{path}?{query}") }]))

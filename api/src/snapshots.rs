@@ -44,7 +44,11 @@ fn text(m: &Map<String, Value>, keys: [&str; 2]) -> ApiResult<Option<Option<Stri
     Ok(None)
 }
 
-async fn create(State(state): State<ApiState>, ctx: Ctx, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn create(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let m = validate::object(&body, "snapshot")?;
     let volume_id = validate::opt_id(m, "volume_id")?
         .ok_or_else(|| bad_request("Invalid input received: a snapshot needs 'volume_id'."))?;
@@ -57,7 +61,11 @@ async fn create(State(state): State<ApiState>, ctx: Ctx, JsonBody(body): JsonBod
         None => Default::default(),
     };
     let vol = visible_volume(&state, &ctx, &volume_id).await?;
-    let allowed: &[VolumeStatus] = if force { &[VolumeStatus::Available, VolumeStatus::InUse] } else { &[VolumeStatus::Available] };
+    let allowed: &[VolumeStatus] = if force {
+        &[VolumeStatus::Available, VolumeStatus::InUse]
+    } else {
+        &[VolumeStatus::Available]
+    };
     let snap = Snapshot {
         id: uuid::Uuid::new_v4().to_string(),
         project_id: ctx.rc.project_id.clone(),
@@ -81,16 +89,38 @@ async fn create(State(state): State<ApiState>, ctx: Ctx, JsonBody(body): JsonBod
             now.status
         )));
     }
-    let backend = vol.backend().ok_or_else(|| ApiError(Error::Internal(format!("volume {volume_id} has no host"))))?;
-    state.bus.cast(&volume_topic(backend), &ctx.rc, &VolumeRequest::CreateSnapshot { snapshot_id: snap.id.clone() }).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "snapshot": views::snapshot(&ctx, &snap, false) }))).into_response())
+    let backend = vol
+        .backend()
+        .ok_or_else(|| ApiError(Error::Internal(format!("volume {volume_id} has no host"))))?;
+    state
+        .bus
+        .cast(
+            &volume_topic(backend),
+            &ctx.rc,
+            &VolumeRequest::CreateSnapshot {
+                snapshot_id: snap.id.clone(),
+            },
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "snapshot": views::snapshot(&ctx, &snap, false) })),
+    )
+        .into_response())
 }
 
 async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiResult<Json<Value>> {
-    let all = ctx.rc.is_admin && params.get("all_tenants").and_then(validate::parse_bool).unwrap_or(false);
+    let all = ctx.rc.is_admin
+        && params
+            .get("all_tenants")
+            .and_then(validate::parse_bool)
+            .unwrap_or(false);
     let mut q = SnapshotQuery {
         project_id: (!all).then(|| ctx.rc.project_id.clone()),
-        name: params.get("name").or(params.get("display_name")).map(str::to_string),
+        name: params
+            .get("name")
+            .or(params.get("display_name"))
+            .map(str::to_string),
         status: params.get("status").map(str::to_string),
         volume_id: params.get("volume_id").map(str::to_string),
         page: paging::page(&params, SnapshotQuery::SORT_KEYS)?,
@@ -98,34 +128,78 @@ async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiRes
     };
     if let (Some(meta), true) = (params.get("metadata"), ctx.version.at_least(22)) {
         let as_json = meta.replace('\'', "\"");
-        let parsed: Map<String, Value> = serde_json::from_str(&as_json)
-            .map_err(|_| bad_request(format!("Invalid input received: metadata filter '{meta}' must be a dictionary.")))?;
-        q.metadata = parsed.into_iter().map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
+        let parsed: Map<String, Value> = serde_json::from_str(&as_json).map_err(|_| {
+            bad_request(format!(
+                "Invalid input received: metadata filter '{meta}' must be a dictionary."
+            ))
+        })?;
+        q.metadata = parsed
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
+            .collect();
     }
     let snaps = state.db.list_snapshots(&q).await?;
-    let items: Vec<Value> = snaps.iter().map(|s| views::snapshot(&ctx, s, detail)).collect();
-    let path = if detail { "snapshots/detail" } else { "snapshots" };
+    let items: Vec<Value> = snaps
+        .iter()
+        .map(|s| views::snapshot(&ctx, s, detail))
+        .collect();
+    let path = if detail {
+        "snapshots/detail"
+    } else {
+        "snapshots"
+    };
     let mut out = json!({ "snapshots": items });
-    if let Some(links) = paging::next_link(&ctx.link_base, path, &params, &q.page, snaps.len(), snaps.last().map(|s| s.id.as_str())) {
+    if let Some(links) = paging::next_link(
+        &ctx.link_base,
+        path,
+        &params,
+        &q.page,
+        snaps.len(),
+        snaps.last().map(|s| s.id.as_str()),
+    ) {
         out["snapshots_links"] = links;
     }
     Ok(Json(out))
 }
 
-async fn list_summary(State(state): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult<Json<Value>> {
+async fn list_summary(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    params: Params,
+) -> ApiResult<Json<Value>> {
     list(state, ctx, params, false).await
 }
 
-async fn list_detail(State(state): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult<Json<Value>> {
+async fn list_detail(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    params: Params,
+) -> ApiResult<Json<Value>> {
     list(state, ctx, params, true).await
 }
 
-async fn show(State(state): State<ApiState>, ctx: Ctx, Path(p): Path<IdPath>) -> ApiResult<Json<Value>> {
+async fn show(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<IdPath>,
+) -> ApiResult<Json<Value>> {
     let s = visible_snapshot(&state, &ctx, &p.id).await?;
     Ok(Json(json!({ "snapshot": views::snapshot(&ctx, &s, true) })))
 }
 
-async fn update(State(state): State<ApiState>, ctx: Ctx, Path(p): Path<IdPath>, JsonBody(body): JsonBody) -> ApiResult<Json<Value>> {
+async fn update(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<IdPath>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
     let m = validate::object(&body, "snapshot")?;
     let s = visible_snapshot(&state, &ctx, &p.id).await?;
     let changes = SnapshotChanges {
@@ -134,17 +208,34 @@ async fn update(State(state): State<ApiState>, ctx: Ctx, Path(p): Path<IdPath>, 
         ..Default::default()
     };
     if changes.name.is_none() && changes.description.is_none() {
-        return Err(bad_request("Invalid input received: give at least one of name or description to update."));
+        return Err(bad_request(
+            "Invalid input received: give at least one of name or description to update.",
+        ));
     }
     state.db.update_snapshot(&s.id, &changes, None).await?;
     let s = state.db.get_snapshot(&s.id).await?;
-    Ok(Json(json!({ "snapshot": views::snapshot(&ctx, &s, false) })))
+    Ok(Json(
+        json!({ "snapshot": views::snapshot(&ctx, &s, false) }),
+    ))
 }
 
 /// Moves a snapshot to `deleting` from one of `from` and casts the delete to its backend.
-async fn start_delete(state: &ApiState, ctx: &Ctx, id: &str, from: &[SnapshotStatus]) -> ApiResult<()> {
+async fn start_delete(
+    state: &ApiState,
+    ctx: &Ctx,
+    id: &str,
+    from: &[SnapshotStatus],
+) -> ApiResult<()> {
     let s = visible_snapshot(state, ctx, id).await?;
-    if !state.db.update_snapshot(id, &SnapshotChanges::status(SnapshotStatus::Deleting), Some(from)).await? {
+    if !state
+        .db
+        .update_snapshot(
+            id,
+            &SnapshotChanges::status(SnapshotStatus::Deleting),
+            Some(from),
+        )
+        .await?
+    {
         return Err(bad_request(format!(
             "Invalid snapshot: Snapshot {id} status must be {} to be deleted, currently {}.",
             list_quoted(from),
@@ -154,20 +245,34 @@ async fn start_delete(state: &ApiState, ctx: &Ctx, id: &str, from: &[SnapshotSta
     let vol = state.db.get_volume(&s.volume_id).await?;
     match vol.backend() {
         Some(backend) => {
-            let req = VolumeRequest::DeleteSnapshot { snapshot_id: id.into() };
-            state.bus.cast(&volume_topic(backend), &ctx.rc, &req).await?
+            let req = VolumeRequest::DeleteSnapshot {
+                snapshot_id: id.into(),
+            };
+            state
+                .bus
+                .cast(&volume_topic(backend), &ctx.rc, &req)
+                .await?
         }
         None => state.db.delete_snapshot(id).await?,
     }
     Ok(())
 }
 
-async fn delete(State(state): State<ApiState>, ctx: Ctx, Path(p): Path<IdPath>) -> ApiResult<Response> {
+async fn delete(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<IdPath>,
+) -> ApiResult<Response> {
     start_delete(&state, &ctx, &p.id, SnapshotStatus::DELETABLE).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-async fn action(State(state): State<ApiState>, ctx: Ctx, Path(p): Path<IdPath>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn action(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<IdPath>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let (name, arg) = single_action(&body)?;
     match name {
         "os-reset_status" => {

@@ -9,26 +9,37 @@ use crate::fault::{bad_request, ApiError};
 pub const MAX_TEXT: usize = 255;
 
 /// The object under `key` (e.g. `volume` in `{"volume": {…}}`).
-pub fn object<'a>(body: &'a Map<String, Value>, key: &str) -> Result<&'a Map<String, Value>, ApiError> {
+pub fn object<'a>(
+    body: &'a Map<String, Value>,
+    key: &str,
+) -> Result<&'a Map<String, Value>, ApiError> {
     match body.get(key) {
         Some(Value::Object(m)) => Ok(m),
         Some(other) => Err(bad_request(format!(
             "Invalid input for field/attribute {key}. Value: {other}. It must be an object."
         ))),
-        None => Err(bad_request(format!("Malformed request body: the body must contain '{key}'."))),
+        None => Err(bad_request(format!(
+            "Malformed request body: the body must contain '{key}'."
+        ))),
     }
 }
 
 /// Fails when the body has keys outside `allowed`.
 pub fn only_keys(m: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
     match m.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(bad_request(format!("Additional properties are not allowed ('{k}' was unexpected)."))),
+        Some(k) => Err(bad_request(format!(
+            "Additional properties are not allowed ('{k}' was unexpected)."
+        ))),
         None => Ok(()),
     }
 }
 
 /// An optional string of at most `max` characters (null is absent).
-pub fn opt_string(m: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, ApiError> {
+pub fn opt_string(
+    m: &Map<String, Value>,
+    key: &str,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s.clone())),
@@ -66,7 +77,9 @@ pub fn boolean(key: &str, v: &Value) -> Result<bool, ApiError> {
         _ => None,
     };
     parsed.ok_or_else(|| {
-        bad_request(format!("Invalid input for field/attribute {key}. Value: {v}. It must be a boolean."))
+        bad_request(format!(
+            "Invalid input for field/attribute {key}. Value: {v}. It must be a boolean."
+        ))
     })
 }
 

@@ -45,16 +45,25 @@ pub const HEADER: &str = "openstack-api-version";
 
 fn parse_number(text: &str) -> Option<ApiVersion> {
     let (major, minor) = text.split_once('.')?;
-    let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    let valid = |s: &str| {
+        !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
+    };
     if !valid(major) || !valid(minor) || major == "0" {
         return None;
     }
-    Some(ApiVersion { major: major.parse().ok()?, minor: minor.parse().ok()? })
+    Some(ApiVersion {
+        major: major.parse().ok()?,
+        minor: minor.parse().ok()?,
+    })
 }
 
 /// The version a request asks for: 3.0 without the header, the maximum for `latest`.
 pub fn negotiate(headers: &HeaderMap) -> Result<ApiVersion, Error> {
-    let values: Vec<&str> = headers.get_all(HEADER).iter().filter_map(|v| v.to_str().ok()).collect();
+    let values: Vec<&str> = headers
+        .get_all(HEADER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
     if values.is_empty() {
         return Ok(MIN_VERSION);
     }
@@ -90,8 +99,14 @@ pub fn base_url(state: &ApiState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.cfg.public_endpoint {
         return url.trim_end_matches('/').to_string();
     }
-    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("http");
     format!("{scheme}://{host}")
 }
 
@@ -112,7 +127,11 @@ fn versions_body(base: &str) -> serde_json::Value {
 
 /// `GET /`: 300 Multiple Choices with the versions document.
 pub async fn root(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    (StatusCode::MULTIPLE_CHOICES, Json(versions_body(&base_url(&state, &headers)))).into_response()
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        Json(versions_body(&base_url(&state, &headers))),
+    )
+        .into_response()
 }
 
 /// `GET /v3/`: the same document with 200.
@@ -134,12 +153,30 @@ mod tests {
     fn negotiation() {
         assert_eq!(negotiate(&HeaderMap::new()).unwrap(), MIN_VERSION);
         assert_eq!(negotiate(&with("volume 3.3")).unwrap(), ApiVersion::v3(3));
-        assert_eq!(negotiate(&with("compute 2.1, volume 3.5")).unwrap(), ApiVersion::v3(5));
+        assert_eq!(
+            negotiate(&with("compute 2.1, volume 3.5")).unwrap(),
+            ApiVersion::v3(5)
+        );
         assert_eq!(negotiate(&with("volume latest")).unwrap(), MAX_VERSION);
-        assert!(matches!(negotiate(&with("volume 3.999")), Err(Error::NotAcceptable(_))));
-        assert!(matches!(negotiate(&with("volume 2.0")), Err(Error::NotAcceptable(_))));
-        assert!(matches!(negotiate(&with("volume 3.x")), Err(Error::BadRequest(_))));
-        assert!(matches!(negotiate(&with("volume 3.01")), Err(Error::BadRequest(_))));
-        assert!(matches!(negotiate(&with("compute 2.1")), Err(Error::BadRequest(_))));
+        assert!(matches!(
+            negotiate(&with("volume 3.999")),
+            Err(Error::NotAcceptable(_))
+        ));
+        assert!(matches!(
+            negotiate(&with("volume 2.0")),
+            Err(Error::NotAcceptable(_))
+        ));
+        assert!(matches!(
+            negotiate(&with("volume 3.x")),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(matches!(
+            negotiate(&with("volume 3.01")),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(matches!(
+            negotiate(&with("compute 2.1")),
+            Err(Error::BadRequest(_))
+        ));
     }
 }

@@ -22,7 +22,11 @@ pub fn volume_summary(ctx: &Ctx, v: &Volume) -> Value {
 /// show and list (not on create and update responses).
 pub fn volume_detail(ctx: &Ctx, v: &Volume, type_name: Option<&str>, extended: bool) -> Value {
     let admin = ctx.rc.is_admin;
-    let mut metadata: Map<String, Value> = v.metadata.iter().map(|(k, val)| (k.clone(), json!(val))).collect();
+    let mut metadata: Map<String, Value> = v
+        .metadata
+        .iter()
+        .map(|(k, val)| (k.clone(), json!(val)))
+        .collect();
     for key in ["readonly", "attached_mode"] {
         if let Some(val) = v.admin_metadata.get(key) {
             metadata.insert(key.into(), json!(val));
@@ -89,8 +93,14 @@ pub fn snapshot(ctx: &Ctx, s: &Snapshot, extended: bool) -> Value {
         o.insert("group_snapshot_id".into(), Value::Null);
     }
     if extended {
-        o.insert("os-extended-snapshot-attributes:project_id".into(), json!(s.project_id));
-        o.insert("os-extended-snapshot-attributes:progress".into(), json!(s.progress));
+        o.insert(
+            "os-extended-snapshot-attributes:project_id".into(),
+            json!(s.project_id),
+        );
+        o.insert(
+            "os-extended-snapshot-attributes:progress".into(),
+            json!(s.progress),
+        );
     }
     out
 }

@@ -27,20 +27,32 @@ pub(crate) fn single_action(body: &Map<String, Value>) -> ApiResult<(&str, &Valu
     let mut entries = body.iter();
     match (entries.next(), entries.next()) {
         (Some((k, v)), None) => Ok((k.as_str(), v)),
-        _ => Err(bad_request("Malformed request body: an action body must have exactly one key, the action's name.")),
+        _ => Err(bad_request(
+            "Malformed request body: an action body must have exactly one key, the action's name.",
+        )),
     }
 }
 
 /// The argument object of an action that takes one.
 fn args<'a>(name: &str, v: &'a Value) -> ApiResult<&'a Map<String, Value>> {
-    v.as_object().ok_or_else(|| bad_request(format!("Invalid input received: the argument of {name} must be an object.")))
+    v.as_object().ok_or_else(|| {
+        bad_request(format!(
+            "Invalid input received: the argument of {name} must be an object."
+        ))
+    })
 }
 
 fn required<'a>(name: &str, m: &'a Map<String, Value>, key: &str) -> ApiResult<&'a Value> {
-    m.get(key).ok_or_else(|| bad_request(format!("Invalid input received: {name} needs '{key}'.")))
+    m.get(key)
+        .ok_or_else(|| bad_request(format!("Invalid input received: {name} needs '{key}'.")))
 }
 
-async fn action(State(state): State<ApiState>, ctx: Ctx, Path(p): Path<IdPath>, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn action(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<IdPath>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let (name, arg) = single_action(&body)?;
     let accepted = StatusCode::ACCEPTED.into_response();
     match name {
@@ -91,40 +103,86 @@ async fn extend(state: &ApiState, ctx: &Ctx, id: &str, m: &Map<String, Value>) -
             now.status
         )));
     }
-    let backend = v.backend().ok_or_else(|| ApiError(Error::Internal(format!("volume {id} has no host"))))?;
-    let req = VolumeRequest::ExtendVolume { volume_id: id.into(), new_size };
-    state.bus.cast(&volume_topic(backend), &ctx.rc, &req).await?;
+    let backend = v
+        .backend()
+        .ok_or_else(|| ApiError(Error::Internal(format!("volume {id} has no host"))))?;
+    let req = VolumeRequest::ExtendVolume {
+        volume_id: id.into(),
+        new_size,
+    };
+    state
+        .bus
+        .cast(&volume_topic(backend), &ctx.rc, &req)
+        .await?;
     Ok(())
 }
 
-async fn reset_status(state: &ApiState, ctx: &Ctx, id: &str, m: &Map<String, Value>) -> ApiResult<()> {
+async fn reset_status(
+    state: &ApiState,
+    ctx: &Ctx,
+    id: &str,
+    m: &Map<String, Value>,
+) -> ApiResult<()> {
     ctx.require_admin("volume_extension:volume_admin_actions:reset_status")?;
     validate::only_keys(m, &["status", "attach_status", "migration_status"])?;
     let parse = |key: &str| -> ApiResult<Option<String>> { validate::opt_string(m, key, 64) };
     let status = parse("status")?
-        .map(|s| s.parse::<VolumeStatus>().map_err(|e| bad_request(format!("Invalid input received: status {e}"))))
+        .map(|s| {
+            s.parse::<VolumeStatus>()
+                .map_err(|e| bad_request(format!("Invalid input received: status {e}")))
+        })
         .transpose()?;
     let attach_status = parse("attach_status")?
-        .map(|s| s.parse::<AttachStatus>().map_err(|e| bad_request(format!("Invalid input received: attach_status {e}"))))
+        .map(|s| {
+            s.parse::<AttachStatus>()
+                .map_err(|e| bad_request(format!("Invalid input received: attach_status {e}")))
+        })
         .transpose()?;
     if status.is_none() && attach_status.is_none() && parse("migration_status")?.is_none() {
         return Err(bad_request("Invalid input received: os-reset_status needs at least one of status, attach_status or migration_status."));
     }
     visible_volume(state, ctx, id).await?;
-    let changes = VolumeChanges { status, attach_status, ..Default::default() };
-    let not_deleting: Vec<VolumeStatus> = VolumeStatus::ALL.iter().copied().filter(|s| *s != VolumeStatus::Deleting).collect();
-    if !state.db.update_volume(id, &changes, VolumeGuard::status_in(&not_deleting)).await? {
-        return Err(bad_request(format!("Invalid volume: Volume {id} is being deleted; its status cannot be reset.")));
+    let changes = VolumeChanges {
+        status,
+        attach_status,
+        ..Default::default()
+    };
+    let not_deleting: Vec<VolumeStatus> = VolumeStatus::ALL
+        .iter()
+        .copied()
+        .filter(|s| *s != VolumeStatus::Deleting)
+        .collect();
+    if !state
+        .db
+        .update_volume(id, &changes, VolumeGuard::status_in(&not_deleting))
+        .await?
+    {
+        return Err(bad_request(format!(
+            "Invalid volume: Volume {id} is being deleted; its status cannot be reset."
+        )));
     }
     Ok(())
 }
 
 async fn set_bootable(state: &ApiState, ctx: &Ctx, id: &str, bootable: bool) -> ApiResult<()> {
     let v = visible_volume(state, ctx, id).await?;
-    let not_maintenance: Vec<VolumeStatus> = VolumeStatus::ALL.iter().copied().filter(|s| *s != VolumeStatus::Maintenance).collect();
-    let changes = VolumeChanges { bootable: Some(bootable), ..Default::default() };
-    if !state.db.update_volume(&v.id, &changes, VolumeGuard::status_in(&not_maintenance)).await? {
-        return Err(bad_request(format!("Invalid volume: Volume {id} is in maintenance; try again later.")));
+    let not_maintenance: Vec<VolumeStatus> = VolumeStatus::ALL
+        .iter()
+        .copied()
+        .filter(|s| *s != VolumeStatus::Maintenance)
+        .collect();
+    let changes = VolumeChanges {
+        bootable: Some(bootable),
+        ..Default::default()
+    };
+    if !state
+        .db
+        .update_volume(&v.id, &changes, VolumeGuard::status_in(&not_maintenance))
+        .await?
+    {
+        return Err(bad_request(format!(
+            "Invalid volume: Volume {id} is in maintenance; try again later."
+        )));
     }
     Ok(())
 }
@@ -132,9 +190,23 @@ async fn set_bootable(state: &ApiState, ctx: &Ctx, id: &str, bootable: bool) -> 
 async fn set_readonly(state: &ApiState, ctx: &Ctx, id: &str, readonly: bool) -> ApiResult<()> {
     let v = visible_volume(state, ctx, id).await?;
     let mut admin = v.admin_metadata.clone();
-    admin.insert("readonly".into(), if readonly { "True" } else { "False" }.into());
-    let changes = VolumeChanges { admin_metadata: Some(admin), ..Default::default() };
-    if !state.db.update_volume(&v.id, &changes, VolumeGuard::status_in(&[VolumeStatus::Available])).await? {
+    admin.insert(
+        "readonly".into(),
+        if readonly { "True" } else { "False" }.into(),
+    );
+    let changes = VolumeChanges {
+        admin_metadata: Some(admin),
+        ..Default::default()
+    };
+    if !state
+        .db
+        .update_volume(
+            &v.id,
+            &changes,
+            VolumeGuard::status_in(&[VolumeStatus::Available]),
+        )
+        .await?
+    {
         return Err(bad_request(format!(
             "Invalid volume: Volume {id} status must be 'available' to update its read-only flag, currently {}.",
             v.status

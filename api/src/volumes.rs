@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use scoria_core::model::{Volume, DEFAULT_TYPE_NAME};
-use scoria_core::rpc::{SchedulerRequest, VolumeRequest, volume_topic, SCHEDULER_TOPIC};
+use scoria_core::rpc::{volume_topic, SchedulerRequest, VolumeRequest, SCHEDULER_TOPIC};
 use scoria_core::status::{list_quoted, AttachStatus, SnapshotStatus, VolumeStatus};
 use scoria_core::{time, Error};
 use scoria_db::{VolumeChanges, VolumeGuard, VolumeQuery};
@@ -43,7 +43,13 @@ pub(crate) async fn visible_volume(state: &ApiState, ctx: &Ctx, id: &str) -> Api
 
 /// Volume type names by id, for views.
 pub(crate) async fn type_names(state: &ApiState) -> ApiResult<HashMap<String, String>> {
-    Ok(state.db.list_volume_types(false).await?.into_iter().map(|t| (t.id, t.name)).collect())
+    Ok(state
+        .db
+        .list_volume_types(false)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.name))
+        .collect())
 }
 
 async fn type_name(state: &ApiState, v: &Volume) -> Option<String> {
@@ -72,7 +78,12 @@ struct Source {
     zone: String,
 }
 
-async fn source_of(state: &ApiState, ctx: &Ctx, snapshot_id: &Option<String>, source_volid: &Option<String>) -> ApiResult<Option<Source>> {
+async fn source_of(
+    state: &ApiState,
+    ctx: &Ctx,
+    snapshot_id: &Option<String>,
+    source_volid: &Option<String>,
+) -> ApiResult<Option<Source>> {
     if let Some(sid) = snapshot_id {
         let snap = state.db.get_snapshot(sid).await?;
         ctx.check_project(&snap.project_id, "Snapshot", sid)?;
@@ -83,7 +94,11 @@ async fn source_of(state: &ApiState, ctx: &Ctx, snapshot_id: &Option<String>, so
             )));
         }
         let vol = state.db.get_volume(&snap.volume_id).await?;
-        return Ok(Some(Source { size: snap.size, type_id: vol.volume_type_id, zone: vol.availability_zone }));
+        return Ok(Some(Source {
+            size: snap.size,
+            type_id: vol.volume_type_id,
+            zone: vol.availability_zone,
+        }));
     }
     if let Some(vid) = source_volid {
         let vol = visible_volume(state, ctx, vid).await?;
@@ -93,7 +108,11 @@ async fn source_of(state: &ApiState, ctx: &Ctx, snapshot_id: &Option<String>, so
                 vol.status
             )));
         }
-        return Ok(Some(Source { size: vol.size, type_id: vol.volume_type_id, zone: vol.availability_zone }));
+        return Ok(Some(Source {
+            size: vol.size,
+            type_id: vol.volume_type_id,
+            zone: vol.availability_zone,
+        }));
     }
     Ok(None)
 }
@@ -102,17 +121,33 @@ async fn check_zone(state: &ApiState, zone: &str) -> ApiResult<()> {
     if zone == state.cfg.default_availability_zone {
         return Ok(());
     }
-    let services = state.db.list_services(None, Some(scoria_core::model::VOLUME_BINARY)).await?;
+    let services = state
+        .db
+        .list_services(None, Some(scoria_core::model::VOLUME_BINARY))
+        .await?;
     if services.iter().any(|s| s.availability_zone == zone) {
         Ok(())
     } else {
-        Err(bad_request(format!("Invalid input received: Availability zone '{zone}' is invalid.")))
+        Err(bad_request(format!(
+            "Invalid input received: Availability zone '{zone}' is invalid."
+        )))
     }
 }
 
-async fn create(State(state): State<ApiState>, ctx: Ctx, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn create(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     let m = validate::object(&body, "volume")?;
-    for unsupported in ["imageRef", "image_id", "backup_id", "consistencygroup_id", "group_id", "source_replica"] {
+    for unsupported in [
+        "imageRef",
+        "image_id",
+        "backup_id",
+        "consistencygroup_id",
+        "group_id",
+        "source_replica",
+    ] {
         if m.get(unsupported).is_some_and(|v| !v.is_null()) {
             return Err(bad_request(format!(
                 "Invalid input received: '{unsupported}' is not supported by this Scoria service yet; create the volume without it."
@@ -129,18 +164,23 @@ async fn create(State(state): State<ApiState>, ctx: Ctx, JsonBody(body): JsonBod
     let snapshot_id = validate::opt_id(m, "snapshot_id")?;
     let source_volid = validate::opt_id(m, "source_volid")?;
     if snapshot_id.is_some() && source_volid.is_some() {
-        return Err(bad_request("Invalid input received: give either snapshot_id or source_volid, not both."));
+        return Err(bad_request(
+            "Invalid input received: give either snapshot_id or source_volid, not both.",
+        ));
     }
     let metadata = match m.get("metadata").filter(|v| !v.is_null()) {
         Some(v) => validate::metadata("metadata", v)?,
         None => Default::default(),
     };
     let source = source_of(&state, &ctx, &snapshot_id, &source_volid).await?;
-    let size = match (m.get("size").filter(|v| !v.is_null()), &source) {
-        (Some(v), _) => validate::size("size", v)?,
-        (None, Some(src)) => src.size,
-        (None, None) => return Err(bad_request("Invalid input received: Volume size 'None' must be an integer and greater than 0.")),
-    };
+    let size =
+        match (m.get("size").filter(|v| !v.is_null()), &source) {
+            (Some(v), _) => validate::size("size", v)?,
+            (None, Some(src)) => src.size,
+            (None, None) => return Err(bad_request(
+                "Invalid input received: Volume size 'None' must be an integer and greater than 0.",
+            )),
+        };
     if let Some(src) = &source {
         if size < src.size {
             return Err(bad_request(format!(
@@ -151,10 +191,18 @@ async fn create(State(state): State<ApiState>, ctx: Ctx, JsonBody(body): JsonBod
     }
     let volume_type = match (validate::opt_string(m, "volume_type", MAX_TEXT)?, &source) {
         (Some(t), _) => state.db.find_volume_type(&t).await?,
-        (None, Some(Source { type_id: Some(id), .. })) => state.db.get_volume_type(id).await?,
+        (
+            None,
+            Some(Source {
+                type_id: Some(id), ..
+            }),
+        ) => state.db.get_volume_type(id).await?,
         _ => state.db.find_volume_type(DEFAULT_TYPE_NAME).await?,
     };
-    let zone = match (validate::opt_string(m, "availability_zone", MAX_TEXT)?, &source) {
+    let zone = match (
+        validate::opt_string(m, "availability_zone", MAX_TEXT)?,
+        &source,
+    ) {
         (Some(z), _) => z,
         (None, Some(src)) => src.zone.clone(),
         (None, None) => state.cfg.default_availability_zone.clone(),
@@ -185,10 +233,24 @@ async fn create(State(state): State<ApiState>, ctx: Ctx, JsonBody(body): JsonBod
     };
     state.db.insert_volume(&vol).await?;
     let request_spec = state.db.request_spec(&vol).await?;
-    if let Err(e) = state.bus.cast(SCHEDULER_TOPIC, &ctx.rc, &SchedulerRequest::CreateVolume { request_spec }).await {
+    if let Err(e) = state
+        .bus
+        .cast(
+            SCHEDULER_TOPIC,
+            &ctx.rc,
+            &SchedulerRequest::CreateVolume { request_spec },
+        )
+        .await
+    {
         let guard = VolumeGuard::status_in(&[VolumeStatus::Creating]);
-        state.db.update_volume(&vol.id, &VolumeChanges::status(VolumeStatus::Error), guard).await?;
-        return Err(ApiError(Error::Unavailable(format!("The scheduler cannot be reached; volume {} was set to error: {e}", vol.id))));
+        state
+            .db
+            .update_volume(&vol.id, &VolumeChanges::status(VolumeStatus::Error), guard)
+            .await?;
+        return Err(ApiError(Error::Unavailable(format!(
+            "The scheduler cannot be reached; volume {} was set to error: {e}",
+            vol.id
+        ))));
     }
     tracing::info!(volume = %vol.id, size, "volume accepted");
     let view = views::volume_detail(&ctx, &vol, Some(&volume_type.name), false);
@@ -202,18 +264,32 @@ fn parse_metadata_filter(text: &str) -> ApiResult<Vec<(String, String)>> {
         .map_err(|_| bad_request(format!("Invalid input received: metadata filter '{text}' must be a dictionary such as {{'key': 'value'}}.")))?;
     Ok(parsed
         .into_iter()
-        .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+        .map(|(k, v)| {
+            (
+                k,
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            )
+        })
         .collect())
 }
 
 fn all_tenants(ctx: &Ctx, params: &Params) -> bool {
-    ctx.rc.is_admin && params.get("all_tenants").and_then(validate::parse_bool).unwrap_or(false)
+    ctx.rc.is_admin
+        && params
+            .get("all_tenants")
+            .and_then(validate::parse_bool)
+            .unwrap_or(false)
 }
 
 fn query(ctx: &Ctx, params: &Params) -> ApiResult<VolumeQuery> {
     let mut q = VolumeQuery {
         project_id: Some(ctx.rc.project_id.clone()),
-        name: params.get("name").or(params.get("display_name")).map(str::to_string),
+        name: params
+            .get("name")
+            .or(params.get("display_name"))
+            .map(str::to_string),
         status: params.get("status").map(str::to_string),
         availability_zone: params.get("availability_zone").map(str::to_string),
         page: paging::page(params, VolumeQuery::SORT_KEYS)?,
@@ -229,13 +305,19 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<VolumeQuery> {
         q.bootable = match validate::parse_bool(b) {
             Some(b) => Some(b),
             None if ctx.version.at_least(2) => {
-                return Err(bad_request(format!("Invalid input received: bootable filter '{b}' must be a boolean.")))
+                return Err(bad_request(format!(
+                    "Invalid input received: bootable filter '{b}' must be a boolean."
+                )))
             }
             None => None,
         };
     }
     if let Some(s) = params.get("size") {
-        q.size = Some(s.parse().map_err(|_| bad_request(format!("Invalid input received: size filter '{s}' must be an integer.")))?);
+        q.size = Some(s.parse().map_err(|_| {
+            bad_request(format!(
+                "Invalid input received: size filter '{s}' must be an integer."
+            ))
+        })?);
     }
     if let Some(meta) = params.get("metadata") {
         q.metadata = parse_metadata_filter(meta)?;
@@ -246,12 +328,20 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<VolumeQuery> {
 async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiResult<Json<Value>> {
     let q = query(&ctx, &params)?;
     let volumes = state.db.list_volumes(&q).await?;
-    let names = if detail { type_names(&state).await? } else { HashMap::new() };
+    let names = if detail {
+        type_names(&state).await?
+    } else {
+        HashMap::new()
+    };
     let items: Vec<Value> = volumes
         .iter()
         .map(|v| {
             if detail {
-                let tn = v.volume_type_id.as_ref().and_then(|id| names.get(id)).map(String::as_str);
+                let tn = v
+                    .volume_type_id
+                    .as_ref()
+                    .and_then(|id| names.get(id))
+                    .map(String::as_str);
                 views::volume_detail(&ctx, v, tn, true)
             } else {
                 views::volume_summary(&ctx, v)
@@ -260,40 +350,78 @@ async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiRes
         .collect();
     let path = if detail { "volumes/detail" } else { "volumes" };
     let mut out = json!({ "volumes": items });
-    if let Some(links) = paging::next_link(&ctx.link_base, path, &params, &q.page, volumes.len(), volumes.last().map(|v| v.id.as_str())) {
+    if let Some(links) = paging::next_link(
+        &ctx.link_base,
+        path,
+        &params,
+        &q.page,
+        volumes.len(),
+        volumes.last().map(|v| v.id.as_str()),
+    ) {
         out["volumes_links"] = links;
     }
     Ok(Json(out))
 }
 
-async fn list_summary(State(state): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult<Json<Value>> {
+async fn list_summary(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    params: Params,
+) -> ApiResult<Json<Value>> {
     list(state, ctx, params, false).await
 }
 
-async fn list_detail(State(state): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult<Json<Value>> {
+async fn list_detail(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    params: Params,
+) -> ApiResult<Json<Value>> {
     list(state, ctx, params, true).await
 }
 
-async fn summary(State(state): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult<Json<Value>> {
+async fn summary(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    params: Params,
+) -> ApiResult<Json<Value>> {
     ctx.require_version(12)?;
-    let mut q = VolumeQuery { project_id: Some(ctx.rc.project_id.clone()), ..Default::default() };
+    let mut q = VolumeQuery {
+        project_id: Some(ctx.rc.project_id.clone()),
+        ..Default::default()
+    };
     if all_tenants(&ctx, &params) {
         q.project_id = None;
     }
     let (count, size) = state.db.count_volumes(&q).await?;
-    Ok(Json(json!({"volume-summary": {"total_count": count, "total_size": size}})))
+    Ok(Json(
+        json!({"volume-summary": {"total_count": count, "total_size": size}}),
+    ))
 }
 
-async fn show(State(state): State<ApiState>, ctx: Ctx, Path(p): Path<IdPath>) -> ApiResult<Json<Value>> {
+async fn show(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<IdPath>,
+) -> ApiResult<Json<Value>> {
     let v = visible_volume(&state, &ctx, &p.id).await?;
-    Ok(Json(json!({ "volume": render(&state, &ctx, &v, true).await })))
+    Ok(Json(
+        json!({ "volume": render(&state, &ctx, &v, true).await }),
+    ))
 }
 
-async fn update(State(state): State<ApiState>, ctx: Ctx, Path(p): Path<IdPath>, JsonBody(body): JsonBody) -> ApiResult<Json<Value>> {
+async fn update(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<IdPath>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
     let m = validate::object(&body, "volume")?;
     let v = visible_volume(&state, &ctx, &p.id).await?;
     if v.status == VolumeStatus::Maintenance {
-        return Err(bad_request(format!("Invalid volume: Volume {} is in maintenance; try again later.", v.id)));
+        return Err(bad_request(format!(
+            "Invalid volume: Volume {} is in maintenance; try again later.",
+            v.id
+        )));
     }
     let pick = |keys: [&str; 2]| -> Result<Option<Option<String>>, ApiError> {
         for key in keys {
@@ -308,20 +436,44 @@ async fn update(State(state): State<ApiState>, ctx: Ctx, Path(p): Path<IdPath>, 
         description: pick(["description", "display_description"])?,
         ..Default::default()
     };
-    let metadata = m.get("metadata").filter(|v| !v.is_null()).map(|v| validate::metadata("metadata", v)).transpose()?;
+    let metadata = m
+        .get("metadata")
+        .filter(|v| !v.is_null())
+        .map(|v| validate::metadata("metadata", v))
+        .transpose()?;
     if changes.name.is_none() && changes.description.is_none() && metadata.is_none() {
-        return Err(bad_request("Invalid input received: give at least one of name, description or metadata to update."));
+        return Err(bad_request(
+            "Invalid input received: give at least one of name, description or metadata to update.",
+        ));
     }
-    state.db.update_volume(&v.id, &changes, VolumeGuard::default()).await?;
+    state
+        .db
+        .update_volume(&v.id, &changes, VolumeGuard::default())
+        .await?;
     if let Some(meta) = metadata {
-        state.db.set_metadata(scoria_db::MetaKind::Volume, &v.id, &meta, false).await?;
+        state
+            .db
+            .set_metadata(scoria_db::MetaKind::Volume, &v.id, &meta, false)
+            .await?;
     }
     let v = state.db.get_volume(&v.id).await?;
-    Ok(Json(json!({ "volume": render(&state, &ctx, &v, false).await })))
+    Ok(Json(
+        json!({ "volume": render(&state, &ctx, &v, false).await }),
+    ))
 }
 
-async fn delete(State(state): State<ApiState>, ctx: Ctx, Path(p): Path<IdPath>, params: Params) -> ApiResult<Response> {
-    let flag = |key: &str| params.get(key).and_then(validate::parse_bool).unwrap_or(false);
+async fn delete(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    Path(p): Path<IdPath>,
+    params: Params,
+) -> ApiResult<Response> {
+    let flag = |key: &str| {
+        params
+            .get(key)
+            .and_then(validate::parse_bool)
+            .unwrap_or(false)
+    };
     let force = ctx.version.at_least(23) && flag("force");
     if force {
         ctx.require_admin("volume:force_delete")?;
@@ -331,31 +483,81 @@ async fn delete(State(state): State<ApiState>, ctx: Ctx, Path(p): Path<IdPath>, 
 }
 
 /// Moves a volume to `deleting` (with its snapshots when `cascade`) and casts the delete.
-pub(crate) async fn start_delete(state: &ApiState, ctx: &Ctx, id: &str, cascade: bool, force: bool) -> ApiResult<()> {
+pub(crate) async fn start_delete(
+    state: &ApiState,
+    ctx: &Ctx,
+    id: &str,
+    cascade: bool,
+    force: bool,
+) -> ApiResult<()> {
     let v = visible_volume(state, ctx, id).await?;
-    let any_but_deleting: Vec<VolumeStatus> = VolumeStatus::ALL.iter().copied().filter(|s| *s != VolumeStatus::Deleting).collect();
-    let statuses: &[VolumeStatus] = if force { &any_but_deleting } else { VolumeStatus::DELETABLE };
+    let any_but_deleting: Vec<VolumeStatus> = VolumeStatus::ALL
+        .iter()
+        .copied()
+        .filter(|s| *s != VolumeStatus::Deleting)
+        .collect();
+    let statuses: &[VolumeStatus] = if force {
+        &any_but_deleting
+    } else {
+        VolumeStatus::DELETABLE
+    };
     if v.attach_status == AttachStatus::Attached {
-        return Err(bad_request(format!("Invalid volume: Volume {id} is attached; detach it before deleting it.")));
+        return Err(bad_request(format!(
+            "Invalid volume: Volume {id} is attached; detach it before deleting it."
+        )));
     }
     if cascade {
         mark_snapshots_deleting(state, id).await?;
     }
-    let guard = VolumeGuard { statuses: Some(statuses), no_snapshots: !cascade, host: None };
-    if !state.db.update_volume(id, &VolumeChanges::status(VolumeStatus::Deleting), guard).await? {
+    let guard = VolumeGuard {
+        statuses: Some(statuses),
+        no_snapshots: !cascade,
+        host: None,
+    };
+    if !state
+        .db
+        .update_volume(id, &VolumeChanges::status(VolumeStatus::Deleting), guard)
+        .await?
+    {
         let now = state.db.get_volume(id).await?;
-        let snaps = state.db.list_snapshots(&scoria_db::SnapshotQuery { volume_id: Some(id.into()), ..Default::default() }).await?;
+        let snaps = state
+            .db
+            .list_snapshots(&scoria_db::SnapshotQuery {
+                volume_id: Some(id.into()),
+                ..Default::default()
+            })
+            .await?;
         let why = if !statuses.contains(&now.status) {
-            format!("its status is '{}' and must be one of {}", now.status, list_quoted(statuses))
+            format!(
+                "its status is '{}' and must be one of {}",
+                now.status,
+                list_quoted(statuses)
+            )
         } else if !snaps.is_empty() {
-            format!("it has {} snapshot(s); delete them first or use cascade", snaps.len())
+            format!(
+                "it has {} snapshot(s); delete them first or use cascade",
+                snaps.len()
+            )
         } else {
             "it changed while the request was handled; try again".into()
         };
-        return Err(bad_request(format!("Invalid volume: Volume {id} cannot be deleted: {why}.")));
+        return Err(bad_request(format!(
+            "Invalid volume: Volume {id} cannot be deleted: {why}."
+        )));
     }
     match v.backend() {
-        Some(backend) => state.bus.cast(&volume_topic(backend), &ctx.rc, &VolumeRequest::DeleteVolume { volume_id: id.into() }).await?,
+        Some(backend) => {
+            state
+                .bus
+                .cast(
+                    &volume_topic(backend),
+                    &ctx.rc,
+                    &VolumeRequest::DeleteVolume {
+                        volume_id: id.into(),
+                    },
+                )
+                .await?
+        }
         // Never placed on a backend: nothing to remove but the record.
         None => state.db.delete_volume(id).await?,
     }
@@ -363,9 +565,16 @@ pub(crate) async fn start_delete(state: &ApiState, ctx: &Ctx, id: &str, cascade:
 }
 
 async fn mark_snapshots_deleting(state: &ApiState, volume_id: &str) -> ApiResult<()> {
-    let q = scoria_db::SnapshotQuery { volume_id: Some(volume_id.into()), ..Default::default() };
+    let q = scoria_db::SnapshotQuery {
+        volume_id: Some(volume_id.into()),
+        ..Default::default()
+    };
     for s in state.db.list_snapshots(&q).await? {
-        let ok = [SnapshotStatus::Available, SnapshotStatus::Error, SnapshotStatus::Deleting];
+        let ok = [
+            SnapshotStatus::Available,
+            SnapshotStatus::Error,
+            SnapshotStatus::Deleting,
+        ];
         let changes = scoria_db::SnapshotChanges::status(SnapshotStatus::Deleting);
         if !state.db.update_snapshot(&s.id, &changes, Some(&ok)).await? {
             return Err(bad_request(format!(
@@ -383,8 +592,14 @@ mod tests {
 
     #[test]
     fn metadata_filter_forms() {
-        assert_eq!(parse_metadata_filter("{'a': 'b'}").unwrap(), vec![("a".to_string(), "b".to_string())]);
-        assert_eq!(parse_metadata_filter("{\"k\": \"v\"}").unwrap(), vec![("k".to_string(), "v".to_string())]);
+        assert_eq!(
+            parse_metadata_filter("{'a': 'b'}").unwrap(),
+            vec![("a".to_string(), "b".to_string())]
+        );
+        assert_eq!(
+            parse_metadata_filter("{\"k\": \"v\"}").unwrap(),
+            vec![("k".to_string(), "v".to_string())]
+        );
         assert!(parse_metadata_filter("k=v").is_err());
     }
 }

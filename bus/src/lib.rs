@@ -96,7 +96,12 @@ impl Bus {
     }
 
     /// Sends `body` to one consumer of `topic`.
-    pub async fn cast<T: Serialize>(&self, topic: &str, ctx: &RequestContext, body: &T) -> Result<()> {
+    pub async fn cast<T: Serialize>(
+        &self,
+        topic: &str,
+        ctx: &RequestContext,
+        body: &T,
+    ) -> Result<()> {
         tracing::debug!(topic, "cast");
         self.transport.cast(topic, encode(ctx, body)?).await
     }
@@ -110,7 +115,10 @@ impl Bus {
         timeout: Duration,
     ) -> Result<R> {
         tracing::debug!(topic, "call");
-        let raw = self.transport.call(topic, encode(ctx, body)?, timeout).await?;
+        let raw = self
+            .transport
+            .call(topic, encode(ctx, body)?, timeout)
+            .await?;
         let reply: Reply = serde_json::from_slice(&raw)
             .map_err(|e| Error::Internal(format!("malformed reply from {topic}: {e}")))?;
         match reply {
@@ -121,18 +129,27 @@ impl Bus {
     }
 
     /// Publishes `body` to every subscriber of `exchange`.
-    pub async fn fanout<T: Serialize>(&self, exchange: &str, ctx: &RequestContext, body: &T) -> Result<()> {
+    pub async fn fanout<T: Serialize>(
+        &self,
+        exchange: &str,
+        ctx: &RequestContext,
+        body: &T,
+    ) -> Result<()> {
         self.transport.fanout(exchange, encode(ctx, body)?).await
     }
 
     /// Consumes a work queue.
     pub async fn consume(&self, topic: &str) -> Result<Inbox> {
-        Ok(Inbox { sub: self.transport.consume(topic).await? })
+        Ok(Inbox {
+            sub: self.transport.consume(topic).await?,
+        })
     }
 
     /// Subscribes to a fanout.
     pub async fn subscribe(&self, exchange: &str) -> Result<Inbox> {
-        Ok(Inbox { sub: self.transport.subscribe(exchange).await? })
+        Ok(Inbox {
+            sub: self.transport.subscribe(exchange).await?,
+        })
     }
 }
 
@@ -148,9 +165,14 @@ impl Inbox {
             let delivery = self.sub.next().await?;
             match serde_json::from_slice::<Envelope>(&delivery.payload) {
                 Ok(env) if env.version == RPC_VERSION => {
-                    return Some(Incoming { env, acker: delivery.acker })
+                    return Some(Incoming {
+                        env,
+                        acker: delivery.acker,
+                    })
                 }
-                Ok(env) => tracing::error!(version = env.version, "dropping message of unknown version"),
+                Ok(env) => {
+                    tracing::error!(version = env.version, "dropping message of unknown version")
+                }
                 Err(e) => tracing::error!(error = %e, "dropping undecodable message"),
             }
             let _ = delivery.acker.ack().await;
@@ -188,9 +210,9 @@ impl Incoming {
 
     /// Answers a `call`.
     pub async fn reply<R: Serialize>(self, result: Result<R>) -> Result<()> {
-        let reply = match result.and_then(|r| {
-            serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))
-        }) {
+        let reply = match result
+            .and_then(|r| serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string())))
+        {
             Ok(v) => Reply::Ok(v),
             Err(e) => Reply::Err(e),
         };

@@ -40,7 +40,10 @@ impl InProcess {
             .entry(topic.to_string())
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
-                Queue { tx, rx: Arc::new(tokio::sync::Mutex::new(rx)) }
+                Queue {
+                    tx,
+                    rx: Arc::new(tokio::sync::Mutex::new(rx)),
+                }
             })
             .clone()
     }
@@ -63,7 +66,10 @@ impl Transport for InProcess {
     async fn cast(&self, topic: &str, payload: Vec<u8>) -> Result<()> {
         self.queue(topic)
             .tx
-            .send(Message { payload, reply: None })
+            .send(Message {
+                payload,
+                reply: None,
+            })
             .map_err(|_| closed(topic))
     }
 
@@ -71,11 +77,16 @@ impl Transport for InProcess {
         let (reply, answer) = oneshot::channel();
         self.queue(topic)
             .tx
-            .send(Message { payload, reply: Some(reply) })
+            .send(Message {
+                payload,
+                reply: Some(reply),
+            })
             .map_err(|_| closed(topic))?;
         match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(raw)) => Ok(raw),
-            Ok(Err(_)) => Err(Error::Unavailable(format!("{topic} dropped the request without answering"))),
+            Ok(Err(_)) => Err(Error::Unavailable(format!(
+                "{topic} dropped the request without answering"
+            ))),
             Err(_) => Err(Error::Unavailable(format!(
                 "no answer from {topic} within {} s; is that service running?",
                 timeout.as_secs_f64()
@@ -95,7 +106,9 @@ impl Transport for InProcess {
     }
 
     async fn subscribe(&self, exchange: &str) -> Result<Box<dyn Subscription>> {
-        Ok(Box::new(FanoutSubscription { rx: self.exchange(exchange).subscribe() }))
+        Ok(Box::new(FanoutSubscription {
+            rx: self.exchange(exchange).subscribe(),
+        }))
     }
 }
 
@@ -110,7 +123,10 @@ impl Subscription for QueueSubscription {
         let msg = self.rx.lock().await.recv().await?;
         Some(Delivery {
             payload: msg.payload.clone(),
-            acker: Box::new(QueueAcker { msg, tx: self.tx.clone() }),
+            acker: Box::new(QueueAcker {
+                msg,
+                tx: self.tx.clone(),
+            }),
         })
     }
 }
@@ -148,7 +164,12 @@ impl Subscription for FanoutSubscription {
     async fn next(&mut self) -> Option<Delivery> {
         loop {
             match self.rx.recv().await {
-                Ok(payload) => return Some(Delivery { payload, acker: Box::new(NoAck) }),
+                Ok(payload) => {
+                    return Some(Delivery {
+                        payload,
+                        acker: Box::new(NoAck),
+                    })
+                }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(skipped = n, "fanout subscriber fell behind");
                 }
@@ -204,15 +225,26 @@ mod tests {
         tokio::spawn(async move {
             while let Some(m) = inbox.next().await {
                 let n: u32 = m.body().unwrap();
-                let answer = if n == 0 { Err(Error::BadRequest("zero".into())) } else { Ok(n * 2) };
+                let answer = if n == 0 {
+                    Err(Error::BadRequest("zero".into()))
+                } else {
+                    Ok(n * 2)
+                };
                 m.reply(answer).await.unwrap();
             }
         });
-        let r: u32 = bus.call("svc", &ctx(), &21u32, Duration::from_secs(5)).await.unwrap();
+        let r: u32 = bus
+            .call("svc", &ctx(), &21u32, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(r, 42);
-        let e = bus.call::<_, u32>("svc", &ctx(), &0u32, Duration::from_secs(5)).await;
+        let e = bus
+            .call::<_, u32>("svc", &ctx(), &0u32, Duration::from_secs(5))
+            .await;
         assert_eq!(e, Err(Error::BadRequest("zero".into())));
-        let e = bus.call::<_, u32>("nobody", &ctx(), &1u32, Duration::from_millis(50)).await;
+        let e = bus
+            .call::<_, u32>("nobody", &ctx(), &1u32, Duration::from_millis(50))
+            .await;
         assert!(matches!(e, Err(Error::Unavailable(_))));
     }
 

@@ -4,8 +4,8 @@
 //! (…)`) that reports whether it won, so concurrent requests never corrupt a
 //! row: the loser gets a clear error instead.
 
-pub mod metadata;
 mod messages;
+pub mod metadata;
 mod query;
 mod services;
 mod snapshots;

@@ -4,7 +4,7 @@ use scoria_core::model::UserMessage;
 use scoria_core::{time, Error};
 use sqlx::any::AnyRow;
 
-use crate::query::{check_marker, Page, Sql, SortKey};
+use crate::query::{check_marker, Page, SortKey, Sql};
 use crate::{db_err, get_opt, get_str, Db, Result};
 
 /// Filters of a message listing.
@@ -22,11 +22,31 @@ pub struct MessageQuery {
 impl MessageQuery {
     /// Keys a message listing may be sorted by.
     pub const SORT_KEYS: &'static [SortKey] = &[
-        SortKey { name: "created_at", column: "created_at", nullable: false },
-        SortKey { name: "id", column: "id", nullable: false },
-        SortKey { name: "event_id", column: "event_id", nullable: false },
-        SortKey { name: "resource_type", column: "resource_type", nullable: false },
-        SortKey { name: "message_level", column: "message_level", nullable: false },
+        SortKey {
+            name: "created_at",
+            column: "created_at",
+            nullable: false,
+        },
+        SortKey {
+            name: "id",
+            column: "id",
+            nullable: false,
+        },
+        SortKey {
+            name: "event_id",
+            column: "event_id",
+            nullable: false,
+        },
+        SortKey {
+            name: "resource_type",
+            column: "resource_type",
+            nullable: false,
+        },
+        SortKey {
+            name: "message_level",
+            column: "message_level",
+            nullable: false,
+        },
     ];
 }
 
@@ -52,10 +72,23 @@ impl Db {
             "INSERT INTO messages (id, project_id, request_id, resource_type, resource_uuid, \
              event_id, message_level, user_message, created_at, expires_at) VALUES (",
         );
-        sql.bind(&m.id).push(", ").bind(&m.project_id).push(", ").bind(&m.request_id);
-        sql.push(", ").bind(&m.resource_type).push(", ").bind(m.resource_uuid.clone());
-        sql.push(", ").bind(&m.event_id).push(", ").bind(&m.message_level);
-        sql.push(", ").bind(&m.user_message).push(", ").bind(&m.created_at);
+        sql.bind(&m.id)
+            .push(", ")
+            .bind(&m.project_id)
+            .push(", ")
+            .bind(&m.request_id);
+        sql.push(", ")
+            .bind(&m.resource_type)
+            .push(", ")
+            .bind(m.resource_uuid.clone());
+        sql.push(", ")
+            .bind(&m.event_id)
+            .push(", ")
+            .bind(&m.message_level);
+        sql.push(", ")
+            .bind(&m.user_message)
+            .push(", ")
+            .bind(&m.created_at);
         sql.push(", ").bind(&m.expires_at).push(")");
         sql.query().execute(&self.pool).await.map_err(db_err)?;
         Ok(())
@@ -88,7 +121,11 @@ impl Db {
     pub async fn get_message(&self, id: &str) -> Result<UserMessage> {
         let mut sql = Sql::new("SELECT * FROM messages WHERE id = ");
         sql.bind(id);
-        let row = sql.query().fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sql
+            .query()
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
         from_row(&row.ok_or_else(|| Error::not_found("Message", id))?)
     }
 

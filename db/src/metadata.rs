@@ -38,7 +38,9 @@ pub(crate) async fn load_many(
         return Ok(out);
     }
     let (table, owner) = kind.table();
-    let mut sql = Sql::new(&format!("SELECT {owner} AS owner, key, value FROM {table} WHERE "));
+    let mut sql = Sql::new(&format!(
+        "SELECT {owner} AS owner, key, value FROM {table} WHERE "
+    ));
     sql.push_in(owner, ids);
     for row in sql.query().fetch_all(&db.pool).await.map_err(db_err)? {
         out.entry(get_str(&row, "owner")?)
@@ -63,7 +65,9 @@ pub(crate) async fn write(
         sql.query().execute(&mut *conn).await.map_err(db_err)?;
     }
     for (k, v) in meta {
-        let mut sql = Sql::new(&format!("INSERT INTO {table} ({owner}, key, value) VALUES ("));
+        let mut sql = Sql::new(&format!(
+            "INSERT INTO {table} ({owner}, key, value) VALUES ("
+        ));
         sql.bind(id).push(", ").bind(k).push(", ").bind(v);
         sql.push(&format!(
             ") ON CONFLICT ({owner}, key) DO UPDATE SET value = excluded.value"

@@ -81,7 +81,8 @@ impl Sql {
     /// Appends `col IN ($a, $b, …)`.
     pub fn push_in(&mut self, col: &str, values: &[&str]) -> &mut Self {
         let phs: Vec<String> = values.iter().map(|v| self.placeholder(*v)).collect();
-        self.text.push_str(&format!("{col} IN ({})", phs.join(", ")));
+        self.text
+            .push_str(&format!("{col} IN ({})", phs.join(", ")));
         self
     }
 
@@ -217,6 +218,8 @@ pub(crate) async fn check_marker(
         .map_err(crate::db_err)?;
     match found {
         Some(_) => Ok(()),
-        None => Err(Error::NotFound(format!("Marker {marker} could not be found."))),
+        None => Err(Error::NotFound(format!(
+            "Marker {marker} could not be found."
+        ))),
     }
 }

@@ -37,9 +37,19 @@ impl Db {
         let mut sql = Sql::new(
             "INSERT INTO services (id, binary_name, host, availability_zone, stats, created_at, updated_at) VALUES (",
         );
-        sql.bind(uuid::Uuid::new_v4().to_string()).push(", ").bind(binary);
-        sql.push(", ").bind(host).push(", ").bind(zone).push(", ").bind(stats.clone());
-        sql.push(", ").bind(now.as_str()).push(", ").bind(now.as_str());
+        sql.bind(uuid::Uuid::new_v4().to_string())
+            .push(", ")
+            .bind(binary);
+        sql.push(", ")
+            .bind(host)
+            .push(", ")
+            .bind(zone)
+            .push(", ")
+            .bind(stats.clone());
+        sql.push(", ")
+            .bind(now.as_str())
+            .push(", ")
+            .bind(now.as_str());
         sql.push(") ON CONFLICT (binary_name, host) DO UPDATE SET updated_at = excluded.updated_at, availability_zone = excluded.availability_zone");
         if stats.is_some() {
             sql.push(", stats = excluded.stats");
@@ -76,7 +86,10 @@ impl Db {
     ) -> Result<Service> {
         let mut sql = Sql::new("UPDATE services SET disabled = ");
         sql.bind(disabled).push(", disabled_reason = ").bind(reason);
-        sql.push(" WHERE binary_name = ").bind(binary).push(" AND host = ").bind(host);
+        sql.push(" WHERE binary_name = ")
+            .bind(binary)
+            .push(" AND host = ")
+            .bind(host);
         let done = sql.query().execute(&self.pool).await.map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!(
@@ -84,8 +97,10 @@ impl Db {
             )));
         }
         let mut found = self.list_services(Some(host), Some(binary)).await?;
-        found
-            .pop()
-            .ok_or_else(|| Error::NotFound(format!("Service {binary} on host {host} could not be found.")))
+        found.pop().ok_or_else(|| {
+            Error::NotFound(format!(
+                "Service {binary} on host {host} could not be found."
+            ))
+        })
     }
 }

@@ -6,7 +6,7 @@ use scoria_core::{time, Error};
 use sqlx::any::AnyRow;
 
 use crate::metadata::{self, load_many, MetaKind};
-use crate::query::{check_marker, Page, Sql, SortKey};
+use crate::query::{check_marker, Page, SortKey, Sql};
 use crate::{db_err, get_i64, get_opt, get_str, parse, Db, Result};
 
 /// Filters of a snapshot listing.
@@ -23,14 +23,46 @@ pub struct SnapshotQuery {
 impl SnapshotQuery {
     /// Keys a snapshot listing may be sorted by.
     pub const SORT_KEYS: &'static [SortKey] = &[
-        SortKey { name: "created_at", column: "created_at", nullable: false },
-        SortKey { name: "updated_at", column: "updated_at", nullable: true },
-        SortKey { name: "id", column: "id", nullable: false },
-        SortKey { name: "name", column: "name", nullable: true },
-        SortKey { name: "display_name", column: "name", nullable: true },
-        SortKey { name: "size", column: "size", nullable: false },
-        SortKey { name: "status", column: "status", nullable: false },
-        SortKey { name: "volume_id", column: "volume_id", nullable: false },
+        SortKey {
+            name: "created_at",
+            column: "created_at",
+            nullable: false,
+        },
+        SortKey {
+            name: "updated_at",
+            column: "updated_at",
+            nullable: true,
+        },
+        SortKey {
+            name: "id",
+            column: "id",
+            nullable: false,
+        },
+        SortKey {
+            name: "name",
+            column: "name",
+            nullable: true,
+        },
+        SortKey {
+            name: "display_name",
+            column: "name",
+            nullable: true,
+        },
+        SortKey {
+            name: "size",
+            column: "size",
+            nullable: false,
+        },
+        SortKey {
+            name: "status",
+            column: "status",
+            nullable: false,
+        },
+        SortKey {
+            name: "volume_id",
+            column: "volume_id",
+            nullable: false,
+        },
     ];
 }
 
@@ -87,7 +119,10 @@ impl Db {
         // Touch the volume first, so a concurrent delete of it waits for us.
         let names: Vec<&str> = volume_statuses.iter().map(|v| v.as_str()).collect();
         let mut touch = Sql::new("UPDATE volumes SET updated_at = updated_at WHERE id = ");
-        touch.bind(&s.volume_id).push(" AND ").push_in("status", &names);
+        touch
+            .bind(&s.volume_id)
+            .push(" AND ")
+            .push_in("status", &names);
         let won = touch.query().execute(&mut *tx).await.map_err(db_err)?;
         if won.rows_affected() != 1 {
             return Ok(false);
@@ -96,11 +131,27 @@ impl Db {
             "INSERT INTO snapshots (id, project_id, user_id, volume_id, name, description, size, \
              status, progress, provider_location, created_at, updated_at) VALUES (",
         );
-        sql.bind(&s.id).push(", ").bind(&s.project_id).push(", ").bind(&s.user_id);
-        sql.push(", ").bind(&s.volume_id).push(", ").bind(s.name.clone());
-        sql.push(", ").bind(s.description.clone()).push(", ").bind(s.size);
-        sql.push(", ").bind(s.status.as_str()).push(", ").bind(&s.progress);
-        sql.push(", ").bind(s.provider_location.clone()).push(", ").bind(&s.created_at);
+        sql.bind(&s.id)
+            .push(", ")
+            .bind(&s.project_id)
+            .push(", ")
+            .bind(&s.user_id);
+        sql.push(", ")
+            .bind(&s.volume_id)
+            .push(", ")
+            .bind(s.name.clone());
+        sql.push(", ")
+            .bind(s.description.clone())
+            .push(", ")
+            .bind(s.size);
+        sql.push(", ")
+            .bind(s.status.as_str())
+            .push(", ")
+            .bind(&s.progress);
+        sql.push(", ")
+            .bind(s.provider_location.clone())
+            .push(", ")
+            .bind(&s.created_at);
         sql.push(", ").bind(s.updated_at.clone()).push(")");
         sql.query().execute(&mut *tx).await.map_err(db_err)?;
         metadata::write(&mut tx, MetaKind::Snapshot, &s.id, &s.metadata, true).await?;
@@ -112,7 +163,11 @@ impl Db {
     pub async fn get_snapshot(&self, id: &str) -> Result<Snapshot> {
         let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM snapshots s WHERE s.id = "));
         sql.bind(id);
-        let row = sql.query().fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sql
+            .query()
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
         let row = row.ok_or_else(|| Error::not_found("Snapshot", id))?;
         let mut s = from_row(&row)?;
         s.metadata = self.get_metadata(MetaKind::Snapshot, id).await?;

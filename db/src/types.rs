@@ -58,8 +58,16 @@ impl Db {
         let mut sql = Sql::new(
             "INSERT INTO volume_types (id, name, description, is_public, created_at) VALUES (",
         );
-        sql.bind(&t.id).push(", ").bind(&t.name).push(", ").bind(t.description.clone());
-        sql.push(", ").bind(t.is_public).push(", ").bind(&t.created_at).push(")");
+        sql.bind(&t.id)
+            .push(", ")
+            .bind(&t.name)
+            .push(", ")
+            .bind(t.description.clone());
+        sql.push(", ")
+            .bind(t.is_public)
+            .push(", ")
+            .bind(&t.created_at)
+            .push(")");
         if let Err(e) = sql.query().execute(&mut *tx).await {
             return Err(if is_unique_violation(&e) {
                 Error::Conflict(format!("Volume Type {} already exists.", t.name))
@@ -72,9 +80,16 @@ impl Db {
     }
 
     async fn find_type(&self, column: &str, value: &str) -> Result<Option<VolumeType>> {
-        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM volume_types t WHERE t.{column} = "));
+        let mut sql = Sql::new(&format!(
+            "SELECT {COLUMNS} FROM volume_types t WHERE t.{column} = "
+        ));
         sql.bind(value);
-        let Some(row) = sql.query().fetch_optional(&self.pool).await.map_err(db_err)? else {
+        let Some(row) = sql
+            .query()
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+        else {
             return Ok(None);
         };
         let mut t = from_row(&row)?;
@@ -134,7 +149,9 @@ impl Db {
         sql.push(" WHERE id = ").bind(id);
         match sql.query().execute(&self.pool).await {
             Ok(done) if done.rows_affected() == 1 => Ok(()),
-            Ok(_) => Err(Error::NotFound(format!("Volume type {id} could not be found."))),
+            Ok(_) => Err(Error::NotFound(format!(
+                "Volume type {id} could not be found."
+            ))),
             Err(e) if is_unique_violation(&e) => Err(Error::Conflict(format!(
                 "Volume Type {} already exists.",
                 c.name.as_deref().unwrap_or(id)

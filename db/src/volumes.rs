@@ -6,7 +6,7 @@ use scoria_core::{time, Error};
 use sqlx::any::AnyRow;
 
 use crate::metadata::{self, load_many, MetaKind};
-use crate::query::{check_marker, Page, Sql, SortKey};
+use crate::query::{check_marker, Page, SortKey, Sql};
 use crate::{db_err, get_bool, get_i64, get_opt, get_str, parse, parse_opt, Db, Result};
 
 /// Filters of a volume listing; `None` means "any".
@@ -28,15 +28,51 @@ pub struct VolumeQuery {
 impl VolumeQuery {
     /// Keys a volume listing may be sorted by.
     pub const SORT_KEYS: &'static [SortKey] = &[
-        SortKey { name: "created_at", column: "created_at", nullable: false },
-        SortKey { name: "updated_at", column: "updated_at", nullable: true },
-        SortKey { name: "id", column: "id", nullable: false },
-        SortKey { name: "name", column: "name", nullable: true },
-        SortKey { name: "display_name", column: "name", nullable: true },
-        SortKey { name: "size", column: "size", nullable: false },
-        SortKey { name: "status", column: "status", nullable: false },
-        SortKey { name: "availability_zone", column: "availability_zone", nullable: false },
-        SortKey { name: "bootable", column: "bootable", nullable: false },
+        SortKey {
+            name: "created_at",
+            column: "created_at",
+            nullable: false,
+        },
+        SortKey {
+            name: "updated_at",
+            column: "updated_at",
+            nullable: true,
+        },
+        SortKey {
+            name: "id",
+            column: "id",
+            nullable: false,
+        },
+        SortKey {
+            name: "name",
+            column: "name",
+            nullable: true,
+        },
+        SortKey {
+            name: "display_name",
+            column: "name",
+            nullable: true,
+        },
+        SortKey {
+            name: "size",
+            column: "size",
+            nullable: false,
+        },
+        SortKey {
+            name: "status",
+            column: "status",
+            nullable: false,
+        },
+        SortKey {
+            name: "availability_zone",
+            column: "availability_zone",
+            nullable: false,
+        },
+        SortKey {
+            name: "bootable",
+            column: "bootable",
+            nullable: false,
+        },
     ];
 }
 
@@ -139,11 +175,13 @@ fn push_filters(sql: &mut Sql, q: &VolumeQuery) {
         sql.push(" AND v.size = ").bind(size);
     }
     for (k, v) in &q.metadata {
-        sql.push(" AND EXISTS (SELECT 1 FROM volume_metadata vm WHERE vm.volume_id = v.id AND vm.key = ")
-            .bind(k.as_str())
-            .push(" AND vm.value = ")
-            .bind(v.as_str())
-            .push(")");
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM volume_metadata vm WHERE vm.volume_id = v.id AND vm.key = ",
+        )
+        .bind(k.as_str())
+        .push(" AND vm.value = ")
+        .bind(v.as_str())
+        .push(")");
     }
 }
 
@@ -157,16 +195,42 @@ impl Db {
              source_volid, bootable, multiattach, provider_location, admin_metadata, created_at, \
              updated_at) VALUES (",
         );
-        sql.bind(&v.id).push(", ").bind(&v.project_id).push(", ").bind(&v.user_id);
-        sql.push(", ").bind(v.name.clone()).push(", ").bind(v.description.clone());
-        sql.push(", ").bind(v.size).push(", ").bind(v.status.as_str());
-        sql.push(", ").bind(v.previous_status.map(|s| s.to_string()));
-        sql.push(", ").bind(v.attach_status.as_str()).push(", ").bind(v.host.clone());
-        sql.push(", ").bind(&v.availability_zone).push(", ").bind(v.volume_type_id.clone());
-        sql.push(", ").bind(v.snapshot_id.clone()).push(", ").bind(v.source_volid.clone());
-        sql.push(", ").bind(v.bootable).push(", ").bind(v.multiattach);
+        sql.bind(&v.id)
+            .push(", ")
+            .bind(&v.project_id)
+            .push(", ")
+            .bind(&v.user_id);
+        sql.push(", ")
+            .bind(v.name.clone())
+            .push(", ")
+            .bind(v.description.clone());
+        sql.push(", ")
+            .bind(v.size)
+            .push(", ")
+            .bind(v.status.as_str());
+        sql.push(", ")
+            .bind(v.previous_status.map(|s| s.to_string()));
+        sql.push(", ")
+            .bind(v.attach_status.as_str())
+            .push(", ")
+            .bind(v.host.clone());
+        sql.push(", ")
+            .bind(&v.availability_zone)
+            .push(", ")
+            .bind(v.volume_type_id.clone());
+        sql.push(", ")
+            .bind(v.snapshot_id.clone())
+            .push(", ")
+            .bind(v.source_volid.clone());
+        sql.push(", ")
+            .bind(v.bootable)
+            .push(", ")
+            .bind(v.multiattach);
         sql.push(", ").bind(v.provider_location.clone());
-        sql.push(", ").bind(json(&v.admin_metadata)).push(", ").bind(&v.created_at);
+        sql.push(", ")
+            .bind(json(&v.admin_metadata))
+            .push(", ")
+            .bind(&v.created_at);
         sql.push(", ").bind(v.updated_at.clone()).push(")");
         sql.query().execute(&mut *tx).await.map_err(db_err)?;
         metadata::write(&mut tx, MetaKind::Volume, &v.id, &v.metadata, true).await?;
@@ -177,7 +241,11 @@ impl Db {
     pub async fn get_volume(&self, id: &str) -> Result<Volume> {
         let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM volumes v WHERE v.id = "));
         sql.bind(id);
-        let row = sql.query().fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sql
+            .query()
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
         let row = row.ok_or_else(|| Error::not_found("Volume", id))?;
         let mut v = from_row(&row)?;
         v.metadata = self.get_metadata(MetaKind::Volume, id).await?;
@@ -225,7 +293,8 @@ impl Db {
             sql.push(", status = ").bind(s.as_str());
         }
         if let Some(s) = c.previous_status {
-            sql.push(", previous_status = ").bind(s.map(|s| s.to_string()));
+            sql.push(", previous_status = ")
+                .bind(s.map(|s| s.to_string()));
         }
         if let Some(s) = c.attach_status {
             sql.push(", attach_status = ").bind(s.as_str());
@@ -325,7 +394,11 @@ impl Db {
     pub async fn volume_type_in_use(&self, type_id: &str) -> Result<bool> {
         let mut sql = Sql::new("SELECT id FROM volumes WHERE volume_type_id = ");
         sql.bind(type_id).push(" LIMIT 1");
-        let row = sql.query().fetch_optional(&self.pool).await.map_err(db_err)?;
+        let row = sql
+            .query()
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok(row.is_some())
     }
 }
@@ -339,7 +412,11 @@ impl Db {
     /// and its source.
     pub async fn request_spec(&self, v: &Volume) -> Result<scoria_core::rpc::RequestSpec> {
         let extra_specs = match &v.volume_type_id {
-            Some(t) => self.get_volume_type(t).await.map(|t| t.extra_specs).unwrap_or_default(),
+            Some(t) => self
+                .get_volume_type(t)
+                .await
+                .map(|t| t.extra_specs)
+                .unwrap_or_default(),
             None => Metadata::new(),
         };
         let source_host = if let Some(snap) = &v.snapshot_id {

@@ -37,7 +37,9 @@ fn volume(project: &str, name: &str, size: i64) -> Volume {
 
 async fn sqlite() -> (Db, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
+    let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display()))
+        .await
+        .unwrap();
     db.migrate().await.unwrap();
     (db, dir)
 }
@@ -45,9 +47,16 @@ async fn sqlite() -> (Db, tempfile::TempDir) {
 async fn postgres() -> Db {
     let admin = "postgres://postgres@127.0.0.1:5432/postgres";
     let name = format!("scoria_test_{}", uuid::Uuid::new_v4().simple());
-    let server = Db::connect(admin).await.expect("PostgreSQL must be running on 127.0.0.1:5432");
-    server.execute_raw(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let db = Db::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await.unwrap();
+    let server = Db::connect(admin)
+        .await
+        .expect("PostgreSQL must be running on 127.0.0.1:5432");
+    server
+        .execute_raw(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let db = Db::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
+        .await
+        .unwrap();
     db.migrate().await.unwrap();
     db
 }
@@ -74,7 +83,9 @@ async fn compare_and_set_has_one_winner() {
             let id = v.id.clone();
             tries.push(tokio::spawn(async move {
                 let guard = VolumeGuard::status_in(&[VolumeStatus::Creating]);
-                db.update_volume(&id, &VolumeChanges::status(VolumeStatus::Available), guard).await.unwrap()
+                db.update_volume(&id, &VolumeChanges::status(VolumeStatus::Available), guard)
+                    .await
+                    .unwrap()
             }));
         }
         let mut wins = 0;
@@ -82,7 +93,10 @@ async fn compare_and_set_has_one_winner() {
             wins += t.await.unwrap() as usize;
         }
         assert_eq!(wins, 1);
-        assert_eq!(db.get_volume(&v.id).await.unwrap().status, VolumeStatus::Available);
+        assert_eq!(
+            db.get_volume(&v.id).await.unwrap().status,
+            VolumeStatus::Available
+        );
     })
     .await;
 }
@@ -107,14 +121,33 @@ async fn delete_guard_respects_snapshots() {
             created_at: time::now(),
             updated_at: None,
         };
-        assert!(db.insert_snapshot(&snap, &[VolumeStatus::Available]).await.unwrap());
-        let guard = VolumeGuard { statuses: Some(VolumeStatus::DELETABLE), no_snapshots: true, host: None };
-        assert!(!db.update_volume(&v.id, &VolumeChanges::status(VolumeStatus::Deleting), guard).await.unwrap());
+        assert!(db
+            .insert_snapshot(&snap, &[VolumeStatus::Available])
+            .await
+            .unwrap());
+        let guard = VolumeGuard {
+            statuses: Some(VolumeStatus::DELETABLE),
+            no_snapshots: true,
+            host: None,
+        };
+        assert!(!db
+            .update_volume(&v.id, &VolumeChanges::status(VolumeStatus::Deleting), guard)
+            .await
+            .unwrap());
         db.delete_snapshot(&snap.id).await.unwrap();
-        assert!(db.update_volume(&v.id, &VolumeChanges::status(VolumeStatus::Deleting), guard).await.unwrap());
+        assert!(db
+            .update_volume(&v.id, &VolumeChanges::status(VolumeStatus::Deleting), guard)
+            .await
+            .unwrap());
         // A snapshot of a volume that is no longer available is refused.
-        let again = Snapshot { id: uuid::Uuid::new_v4().to_string(), ..snap };
-        assert!(!db.insert_snapshot(&again, &[VolumeStatus::Available]).await.unwrap());
+        let again = Snapshot {
+            id: uuid::Uuid::new_v4().to_string(),
+            ..snap
+        };
+        assert!(!db
+            .insert_snapshot(&again, &[VolumeStatus::Available])
+            .await
+            .unwrap());
     })
     .await;
 }
@@ -129,13 +162,22 @@ async fn listing_pages_and_filters() {
             db.insert_volume(&v).await.unwrap();
         }
         db.insert_volume(&volume("other", "even", 1)).await.unwrap();
-        let size_key = VolumeQuery::SORT_KEYS.iter().find(|k| k.name == "size").copied().unwrap();
+        let size_key = VolumeQuery::SORT_KEYS
+            .iter()
+            .find(|k| k.name == "size")
+            .copied()
+            .unwrap();
         let mut seen = Vec::new();
         let mut marker = None;
         loop {
             let q = VolumeQuery {
                 project_id: Some("p".into()),
-                page: Page { sort: vec![(size_key, SortDir::Asc)], limit: Some(3), marker: marker.clone(), offset: None },
+                page: Page {
+                    sort: vec![(size_key, SortDir::Asc)],
+                    limit: Some(3),
+                    marker: marker.clone(),
+                    offset: None,
+                },
                 ..Default::default()
             };
             let page = db.list_volumes(&q).await.unwrap();
@@ -153,10 +195,21 @@ async fn listing_pages_and_filters() {
         };
         let odd = db.list_volumes(&q).await.unwrap();
         assert_eq!(odd.len(), 3);
-        assert!(odd.iter().all(|v| v.metadata.get("tier").map(String::as_str) == Some("odd")));
+        assert!(odd
+            .iter()
+            .all(|v| v.metadata.get("tier").map(String::as_str) == Some("odd")));
         assert_eq!(db.count_volumes(&q).await.unwrap(), (3, 2 + 4 + 6));
-        let bad = VolumeQuery { page: Page { marker: Some("nope".into()), ..Default::default() }, ..Default::default() };
-        assert!(matches!(db.list_volumes(&bad).await, Err(Error::NotFound(_))));
+        let bad = VolumeQuery {
+            page: Page {
+                marker: Some("nope".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(matches!(
+            db.list_volumes(&bad).await,
+            Err(Error::NotFound(_))
+        ));
     })
     .await;
 }
@@ -176,16 +229,29 @@ async fn types_are_unique_and_protected_while_used() {
             updated_at: None,
         };
         db.insert_volume_type(&t).await.unwrap();
-        let dup = VolumeType { id: uuid::Uuid::new_v4().to_string(), ..t.clone() };
-        assert!(matches!(db.insert_volume_type(&dup).await, Err(Error::Conflict(_))));
-        assert_eq!(db.find_volume_type("gold").await.unwrap().extra_specs, t.extra_specs);
+        let dup = VolumeType {
+            id: uuid::Uuid::new_v4().to_string(),
+            ..t.clone()
+        };
+        assert!(matches!(
+            db.insert_volume_type(&dup).await,
+            Err(Error::Conflict(_))
+        ));
+        assert_eq!(
+            db.find_volume_type("gold").await.unwrap().extra_specs,
+            t.extra_specs
+        );
         let mut v = volume("p", "a", 1);
         v.volume_type_id = Some(t.id.clone());
         db.insert_volume(&v).await.unwrap();
         assert!(!db.delete_volume_type(&t.id).await.unwrap());
         db.delete_volume(&v.id).await.unwrap();
         assert!(db.delete_volume_type(&t.id).await.unwrap());
-        assert!(db.get_metadata(MetaKind::ExtraSpecs, &t.id).await.unwrap().is_empty());
+        assert!(db
+            .get_metadata(MetaKind::ExtraSpecs, &t.id)
+            .await
+            .unwrap()
+            .is_empty());
         assert_eq!(db.list_volume_types(false).await.unwrap().len(), 1);
     })
     .await;

@@ -8,7 +8,9 @@ use std::time::Duration;
 use scoria_bus::{Bus, Incoming};
 use scoria_core::events::{self, Action, Detail, Resource};
 use scoria_core::model::{backend_of, SCHEDULER_BINARY, VOLUME_BINARY};
-use scoria_core::rpc::{volume_topic, RequestSpec, SchedulerRequest, VolumeRequest, SCHEDULER_TOPIC, STATS_FANOUT};
+use scoria_core::rpc::{
+    volume_topic, RequestSpec, SchedulerRequest, VolumeRequest, SCHEDULER_TOPIC, STATS_FANOUT,
+};
 use scoria_core::stats::StatsReport;
 use scoria_core::status::VolumeStatus;
 use scoria_core::{time, Error, RequestContext, Result};
@@ -46,7 +48,12 @@ pub struct Scheduler {
 impl Scheduler {
     /// A scheduler, not yet running.
     pub fn new(db: Db, bus: Bus, cfg: ServiceConfig) -> Self {
-        Scheduler { db, bus, cfg: Arc::new(cfg), book: Arc::default() }
+        Scheduler {
+            db,
+            bus,
+            cfg: Arc::new(cfg),
+            book: Arc::default(),
+        }
     }
 
     /// Serves the scheduler queue until `shutdown` turns true.
@@ -88,7 +95,14 @@ impl Scheduler {
 
     /// Heartbeat, then drop backends that went silent and take newer stats from the database.
     async fn refresh(&self) -> Result<()> {
-        self.db.service_heartbeat(SCHEDULER_BINARY, &self.cfg.host, &self.cfg.availability_zone, None).await?;
+        self.db
+            .service_heartbeat(
+                SCHEDULER_BINARY,
+                &self.cfg.host,
+                &self.cfg.availability_zone,
+                None,
+            )
+            .await?;
         let since = time::offset_from_now(-(self.cfg.service_down_time.as_secs() as i64));
         let mut up = HashSet::new();
         let mut reports = Vec::new();
@@ -97,7 +111,10 @@ impl Scheduler {
                 continue;
             }
             up.insert(svc.host.clone());
-            if let Some(r) = svc.stats.and_then(|s| serde_json::from_value::<StatsReport>(s).ok()) {
+            if let Some(r) = svc
+                .stats
+                .and_then(|s| serde_json::from_value::<StatsReport>(s).ok())
+            {
                 reports.push(r);
             }
         }
@@ -114,7 +131,9 @@ impl Scheduler {
         let span = tracing::info_span!("schedule", request_id = %ctx.request_id);
         async {
             let outcome = match msg.body::<SchedulerRequest>() {
-                Ok(SchedulerRequest::CreateVolume { request_spec }) => self.schedule_create(&ctx, request_spec).await,
+                Ok(SchedulerRequest::CreateVolume { request_spec }) => {
+                    self.schedule_create(&ctx, request_spec).await
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "dropping undecodable scheduler request");
                     Ok(())
@@ -163,8 +182,15 @@ impl Scheduler {
         let creating = [VolumeStatus::Creating];
         match placement {
             Ok(p) => {
-                let placed = VolumeChanges { host: Some(Some(p.pool.clone())), ..Default::default() };
-                let guard = VolumeGuard { statuses: Some(&creating), host: Some(None), ..Default::default() };
+                let placed = VolumeChanges {
+                    host: Some(Some(p.pool.clone())),
+                    ..Default::default()
+                };
+                let guard = VolumeGuard {
+                    statuses: Some(&creating),
+                    host: Some(None),
+                    ..Default::default()
+                };
                 if !self.db.update_volume(&vol.id, &placed, guard).await? {
                     return Ok(()); // another scheduler placed it, or it left `creating`
                 }
@@ -174,8 +200,23 @@ impl Scheduler {
             }
             Err(why) => {
                 tracing::warn!(volume = %vol.id, reason = %why, "no valid backend");
-                if self.db.update_volume(&vol.id, &VolumeChanges::status(VolumeStatus::Error), VolumeGuard::status_in(&creating)).await? {
-                    let msg = events::user_message(ctx, Resource::Volume, &vol.id, Action::ScheduleAllocateVolume, Detail::NoBackendAvailable, &why.to_string());
+                if self
+                    .db
+                    .update_volume(
+                        &vol.id,
+                        &VolumeChanges::status(VolumeStatus::Error),
+                        VolumeGuard::status_in(&creating),
+                    )
+                    .await?
+                {
+                    let msg = events::user_message(
+                        ctx,
+                        Resource::Volume,
+                        &vol.id,
+                        Action::ScheduleAllocateVolume,
+                        Detail::NoBackendAvailable,
+                        &why.to_string(),
+                    );
                     self.db.insert_message(&msg).await?;
                 }
                 Ok(())
@@ -183,15 +224,28 @@ impl Scheduler {
         }
     }
 
-    async fn cast_create(&self, ctx: &RequestContext, request_spec: RequestSpec, host: String) -> Result<()> {
+    async fn cast_create(
+        &self,
+        ctx: &RequestContext,
+        request_spec: RequestSpec,
+        host: String,
+    ) -> Result<()> {
         let topic = volume_topic(backend_of(&host));
-        self.bus.cast(&topic, ctx, &VolumeRequest::CreateVolume { request_spec, host }).await
+        self.bus
+            .cast(
+                &topic,
+                ctx,
+                &VolumeRequest::CreateVolume { request_spec, host },
+            )
+            .await
     }
 
     /// Right after start no backend may have reported yet: wait a little for one.
     async fn wait_for_stats(&self) -> Result<()> {
         let deadline = tokio::time::Instant::now() + self.cfg.init_wait;
-        while self.book.lock().await.pools().next().is_none() && tokio::time::Instant::now() < deadline {
+        while self.book.lock().await.pools().next().is_none()
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(200)).await;
             self.refresh().await?;
         }
@@ -201,7 +255,11 @@ impl Scheduler {
     /// Volumes accepted but never placed (the process stopped before
     /// scheduling them) are scheduled now.
     async fn reschedule_unplaced(&self) -> Result<()> {
-        for vol in self.db.volumes_in_status(&[VolumeStatus::Creating], Some("")).await? {
+        for vol in self
+            .db
+            .volumes_in_status(&[VolumeStatus::Creating], Some(""))
+            .await?
+        {
             tracing::info!(volume = %vol.id, "scheduling a volume left unplaced");
             let ctx = RequestContext {
                 project_id: vol.project_id.clone(),

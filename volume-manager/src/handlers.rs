@@ -25,7 +25,8 @@ impl VolumeManager {
     pub(crate) async fn dispatch(&self, ctx: &RequestContext, req: VolumeRequest) -> Result<()> {
         match req {
             VolumeRequest::CreateVolume { request_spec, host } => {
-                self.create_volume(ctx, &request_spec.volume_id, &host).await
+                self.create_volume(ctx, &request_spec.volume_id, &host)
+                    .await
             }
             VolumeRequest::DeleteVolume { volume_id } => self.delete_volume(ctx, &volume_id).await,
             VolumeRequest::CreateSnapshot { snapshot_id } => {
@@ -34,9 +35,10 @@ impl VolumeManager {
             VolumeRequest::DeleteSnapshot { snapshot_id } => {
                 self.delete_snapshot(ctx, &snapshot_id).await
             }
-            VolumeRequest::ExtendVolume { volume_id, new_size } => {
-                self.extend_volume(ctx, &volume_id, new_size).await
-            }
+            VolumeRequest::ExtendVolume {
+                volume_id,
+                new_size,
+            } => self.extend_volume(ctx, &volume_id, new_size).await,
         }
     }
 
@@ -63,7 +65,9 @@ impl VolumeManager {
             let Some(snap) = present(self.db.get_snapshot(snap_id).await)? else {
                 return Ok(Err(format!("source snapshot {snap_id} no longer exists")));
             };
-            self.driver.create_volume_from_snapshot(&spec, &snapshot_spec(&snap)).await
+            self.driver
+                .create_volume_from_snapshot(&spec, &snapshot_spec(&snap))
+                .await
         } else if let Some(src_id) = &vol.source_volid {
             let Some(src) = present(self.db.get_volume(src_id).await)? else {
                 return Ok(Err(format!("source volume {src_id} no longer exists")));
@@ -73,12 +77,21 @@ impl VolumeManager {
         } else {
             self.driver.create_volume(&spec).await
         };
-        Ok(outcome.map(|u| u.provider_location).map_err(|e| e.to_string()))
+        Ok(outcome
+            .map(|u| u.provider_location)
+            .map_err(|e| e.to_string()))
     }
 
     /// Creates a volume the scheduler placed on `host`.
-    pub(crate) async fn create_volume(&self, ctx: &RequestContext, id: &str, host: &str) -> Result<()> {
-        let Some(mut vol) = present(self.db.get_volume(id).await)? else { return Ok(()) };
+    pub(crate) async fn create_volume(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        host: &str,
+    ) -> Result<()> {
+        let Some(mut vol) = present(self.db.get_volume(id).await)? else {
+            return Ok(());
+        };
         if vol.status != VolumeStatus::Creating {
             return Ok(());
         }
@@ -98,9 +111,24 @@ impl VolumeManager {
             }
             Err(why) => {
                 tracing::error!(volume = id, error = %why, "volume create failed");
-                if self.db.update_volume(id, &VolumeChanges::status(VolumeStatus::Error), creating).await? {
-                    let text = format!("the backend {} could not create the volume: {why}", self.cfg.backend);
-                    self.tell_user(ctx, Resource::Volume, id, Action::CreateVolumeFromBackend, Detail::DriverFailed, &text).await;
+                if self
+                    .db
+                    .update_volume(id, &VolumeChanges::status(VolumeStatus::Error), creating)
+                    .await?
+                {
+                    let text = format!(
+                        "the backend {} could not create the volume: {why}",
+                        self.cfg.backend
+                    );
+                    self.tell_user(
+                        ctx,
+                        Resource::Volume,
+                        id,
+                        Action::CreateVolumeFromBackend,
+                        Detail::DriverFailed,
+                        &text,
+                    )
+                    .await;
                 }
             }
         }
@@ -109,12 +137,17 @@ impl VolumeManager {
 
     /// Deletes a volume in `deleting` from the backend, then its row.
     pub(crate) async fn delete_volume(&self, ctx: &RequestContext, id: &str) -> Result<()> {
-        let Some(vol) = present(self.db.get_volume(id).await)? else { return Ok(()) };
+        let Some(vol) = present(self.db.get_volume(id).await)? else {
+            return Ok(());
+        };
         if vol.status != VolumeStatus::Deleting {
             return Ok(());
         }
         // With cascade, the api moved the volume's snapshots to `deleting` too.
-        let q = scoria_db::SnapshotQuery { volume_id: Some(id.to_string()), ..Default::default() };
+        let q = scoria_db::SnapshotQuery {
+            volume_id: Some(id.to_string()),
+            ..Default::default()
+        };
         for snap in self.db.list_snapshots(&q).await? {
             if snap.status == SnapshotStatus::Deleting {
                 self.delete_snapshot(ctx, &snap.id).await?;
@@ -122,9 +155,26 @@ impl VolumeManager {
         }
         if !self.db.list_snapshots(&q).await?.is_empty() {
             let guard = VolumeGuard::status_in(&[VolumeStatus::Deleting]);
-            if self.db.update_volume(id, &VolumeChanges::status(VolumeStatus::ErrorDeleting), guard).await? {
-                let text = "the volume still has snapshots that could not be deleted; delete them first";
-                self.tell_user(ctx, Resource::Volume, id, Action::DeleteVolume, Detail::DriverFailed, text).await;
+            if self
+                .db
+                .update_volume(
+                    id,
+                    &VolumeChanges::status(VolumeStatus::ErrorDeleting),
+                    guard,
+                )
+                .await?
+            {
+                let text =
+                    "the volume still has snapshots that could not be deleted; delete them first";
+                self.tell_user(
+                    ctx,
+                    Resource::Volume,
+                    id,
+                    Action::DeleteVolume,
+                    Detail::DriverFailed,
+                    text,
+                )
+                .await;
             }
             return Ok(());
         }
@@ -137,9 +187,25 @@ impl VolumeManager {
             Err(e) => {
                 tracing::error!(volume = id, error = %e, "volume delete failed");
                 let guard = VolumeGuard::status_in(&[VolumeStatus::Deleting]);
-                if self.db.update_volume(id, &VolumeChanges::status(VolumeStatus::ErrorDeleting), guard).await? {
+                if self
+                    .db
+                    .update_volume(
+                        id,
+                        &VolumeChanges::status(VolumeStatus::ErrorDeleting),
+                        guard,
+                    )
+                    .await?
+                {
                     let text = format!("the backend could not delete the volume: {e}");
-                    self.tell_user(ctx, Resource::Volume, id, Action::DeleteVolume, Detail::DriverFailed, &text).await;
+                    self.tell_user(
+                        ctx,
+                        Resource::Volume,
+                        id,
+                        Action::DeleteVolume,
+                        Detail::DriverFailed,
+                        &text,
+                    )
+                    .await;
                 }
             }
         }
@@ -148,7 +214,9 @@ impl VolumeManager {
 
     /// Takes a snapshot in `creating`.
     pub(crate) async fn create_snapshot(&self, ctx: &RequestContext, id: &str) -> Result<()> {
-        let Some(snap) = present(self.db.get_snapshot(id).await)? else { return Ok(()) };
+        let Some(snap) = present(self.db.get_snapshot(id).await)? else {
+            return Ok(());
+        };
         if snap.status != SnapshotStatus::Creating {
             return Ok(());
         }
@@ -156,7 +224,10 @@ impl VolumeManager {
         let outcome = match present(self.db.get_volume(&snap.volume_id).await)? {
             Some(vol) => {
                 let spec = self.volume_spec(&vol).await?;
-                self.driver.create_snapshot(&snapshot_spec(&snap), &spec).await.map_err(|e| e.to_string())
+                self.driver
+                    .create_snapshot(&snapshot_spec(&snap), &spec)
+                    .await
+                    .map_err(|e| e.to_string())
             }
             None => Err(format!("volume {} no longer exists", snap.volume_id)),
         };
@@ -172,9 +243,25 @@ impl VolumeManager {
             }
             Err(why) => {
                 tracing::error!(snapshot = id, error = %why, "snapshot create failed");
-                if self.db.update_snapshot(id, &SnapshotChanges::status(SnapshotStatus::Error), Some(&creating)).await? {
+                if self
+                    .db
+                    .update_snapshot(
+                        id,
+                        &SnapshotChanges::status(SnapshotStatus::Error),
+                        Some(&creating),
+                    )
+                    .await?
+                {
                     let text = format!("the backend could not take the snapshot: {why}");
-                    self.tell_user(ctx, Resource::Snapshot, id, Action::SnapshotCreate, Detail::DriverFailed, &text).await;
+                    self.tell_user(
+                        ctx,
+                        Resource::Snapshot,
+                        id,
+                        Action::SnapshotCreate,
+                        Detail::DriverFailed,
+                        &text,
+                    )
+                    .await;
                 }
             }
         }
@@ -183,7 +270,9 @@ impl VolumeManager {
 
     /// Deletes a snapshot in `deleting` from the backend, then its row.
     pub(crate) async fn delete_snapshot(&self, ctx: &RequestContext, id: &str) -> Result<()> {
-        let Some(snap) = present(self.db.get_snapshot(id).await)? else { return Ok(()) };
+        let Some(snap) = present(self.db.get_snapshot(id).await)? else {
+            return Ok(());
+        };
         if snap.status != SnapshotStatus::Deleting {
             return Ok(());
         }
@@ -192,9 +281,25 @@ impl VolumeManager {
             Err(e) => {
                 tracing::error!(snapshot = id, error = %e, "snapshot delete failed");
                 let deleting = [SnapshotStatus::Deleting];
-                if self.db.update_snapshot(id, &SnapshotChanges::status(SnapshotStatus::ErrorDeleting), Some(&deleting)).await? {
+                if self
+                    .db
+                    .update_snapshot(
+                        id,
+                        &SnapshotChanges::status(SnapshotStatus::ErrorDeleting),
+                        Some(&deleting),
+                    )
+                    .await?
+                {
                     let text = format!("the backend could not delete the snapshot: {e}");
-                    self.tell_user(ctx, Resource::Snapshot, id, Action::SnapshotDelete, Detail::DriverFailed, &text).await;
+                    self.tell_user(
+                        ctx,
+                        Resource::Snapshot,
+                        id,
+                        Action::SnapshotDelete,
+                        Detail::DriverFailed,
+                        &text,
+                    )
+                    .await;
                 }
             }
         }
@@ -202,8 +307,15 @@ impl VolumeManager {
     }
 
     /// Grows a volume in `extending` to `new_size` GiB.
-    pub(crate) async fn extend_volume(&self, ctx: &RequestContext, id: &str, new_size: i64) -> Result<()> {
-        let Some(vol) = present(self.db.get_volume(id).await)? else { return Ok(()) };
+    pub(crate) async fn extend_volume(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        new_size: i64,
+    ) -> Result<()> {
+        let Some(vol) = present(self.db.get_volume(id).await)? else {
+            return Ok(());
+        };
         if vol.status != VolumeStatus::Extending {
             return Ok(());
         }
@@ -227,8 +339,17 @@ impl VolumeManager {
                     ..Default::default()
                 };
                 if self.db.update_volume(id, &failed, guard).await? {
-                    let text = format!("the backend could not extend the volume to {new_size} GiB: {e}");
-                    self.tell_user(ctx, Resource::Volume, id, Action::ExtendVolume, Detail::DriverFailed, &text).await;
+                    let text =
+                        format!("the backend could not extend the volume to {new_size} GiB: {e}");
+                    self.tell_user(
+                        ctx,
+                        Resource::Volume,
+                        id,
+                        Action::ExtendVolume,
+                        Detail::DriverFailed,
+                        &text,
+                    )
+                    .await;
                 }
             }
         }

@@ -45,7 +45,12 @@ pub struct VolumeManager {
 impl VolumeManager {
     /// A manager for `driver`, not yet running.
     pub fn new(db: Db, bus: Bus, driver: Arc<dyn VolumeDriver>, cfg: ManagerConfig) -> Self {
-        VolumeManager { db, bus, driver, cfg: Arc::new(cfg) }
+        VolumeManager {
+            db,
+            bus,
+            driver,
+            cfg: Arc::new(cfg),
+        }
     }
 
     /// Sets up the driver, recovers unfinished work, then serves the backend's

@@ -13,9 +13,16 @@ impl VolumeManager {
     pub(crate) async fn recover(&self) -> Result<()> {
         let ctx = RequestContext::internal(RequestContext::new_request_id());
         let backend = self.cfg.backend.as_str();
-        let stuck = [VolumeStatus::Creating, VolumeStatus::Deleting, VolumeStatus::Extending];
+        let stuck = [
+            VolumeStatus::Creating,
+            VolumeStatus::Deleting,
+            VolumeStatus::Extending,
+        ];
         for vol in self.db.volumes_in_status(&stuck, Some(backend)).await? {
-            let owner = RequestContext { project_id: vol.project_id.clone(), ..ctx.clone() };
+            let owner = RequestContext {
+                project_id: vol.project_id.clone(),
+                ..ctx.clone()
+            };
             tracing::info!(volume = %vol.id, status = %vol.status, "recovering interrupted operation");
             match vol.status {
                 VolumeStatus::Creating => {
@@ -33,14 +40,25 @@ impl VolumeManager {
                     if self.db.update_volume(&vol.id, &failed, guard).await? {
                         let text = "the volume service restarted while extending the volume; \
                                     the size is unchanged, ask an administrator to reset its status and retry";
-                        self.tell_user(&owner, Resource::Volume, &vol.id, Action::ExtendVolume, Detail::InterruptedByRestart, text).await;
+                        self.tell_user(
+                            &owner,
+                            Resource::Volume,
+                            &vol.id,
+                            Action::ExtendVolume,
+                            Detail::InterruptedByRestart,
+                            text,
+                        )
+                        .await;
                     }
                 }
             }
         }
         let stuck = [SnapshotStatus::Creating, SnapshotStatus::Deleting];
         for snap in self.db.snapshots_in_status(&stuck, backend).await? {
-            let owner = RequestContext { project_id: snap.project_id.clone(), ..ctx.clone() };
+            let owner = RequestContext {
+                project_id: snap.project_id.clone(),
+                ..ctx.clone()
+            };
             tracing::info!(snapshot = %snap.id, status = %snap.status, "recovering interrupted operation");
             if snap.status == SnapshotStatus::Deleting {
                 self.delete_snapshot(&owner, &snap.id).await?;
@@ -48,9 +66,25 @@ impl VolumeManager {
             }
             // A snapshot retaken now would not hold the data of the moment it was asked for.
             let creating = [SnapshotStatus::Creating];
-            if self.db.update_snapshot(&snap.id, &SnapshotChanges::status(SnapshotStatus::Error), Some(&creating)).await? {
+            if self
+                .db
+                .update_snapshot(
+                    &snap.id,
+                    &SnapshotChanges::status(SnapshotStatus::Error),
+                    Some(&creating),
+                )
+                .await?
+            {
                 let text = "the volume service restarted while taking the snapshot; delete it and take a new one";
-                self.tell_user(&owner, Resource::Snapshot, &snap.id, Action::SnapshotCreate, Detail::InterruptedByRestart, text).await;
+                self.tell_user(
+                    &owner,
+                    Resource::Snapshot,
+                    &snap.id,
+                    Action::SnapshotCreate,
+                    Detail::InterruptedByRestart,
+                    text,
+                )
+                .await;
             }
         }
         Ok(())

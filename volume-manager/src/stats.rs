@@ -32,11 +32,18 @@ impl VolumeManager {
             Ok(s) => s,
             Err(e) => {
                 // Stay visible as a live service; the schedulers keep the last good stats.
-                self.db.service_heartbeat(VOLUME_BINARY, backend, &self.cfg.availability_zone, None).await?;
+                self.db
+                    .service_heartbeat(VOLUME_BINARY, backend, &self.cfg.availability_zone, None)
+                    .await?;
                 return Err(Error::Internal(format!("driver stats failed: {e}")));
             }
         };
-        let allocated: HashMap<String, i64> = self.db.allocated_by_pool(backend).await?.into_iter().collect();
+        let allocated: HashMap<String, i64> = self
+            .db
+            .allocated_by_pool(backend)
+            .await?
+            .into_iter()
+            .collect();
         for pool in &mut stats.pools {
             let key = format!("{backend}#{}", pool.pool_name);
             pool.allocated_capacity_gb = allocated.get(&key).copied().unwrap_or(0) as f64;
@@ -49,7 +56,14 @@ impl VolumeManager {
             stats,
         };
         let json = serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?;
-        self.db.service_heartbeat(VOLUME_BINARY, backend, &self.cfg.availability_zone, Some(&json)).await?;
+        self.db
+            .service_heartbeat(
+                VOLUME_BINARY,
+                backend,
+                &self.cfg.availability_zone,
+                Some(&json),
+            )
+            .await?;
         let ctx = RequestContext::internal(RequestContext::new_request_id());
         self.bus.fanout(STATS_FANOUT, &ctx, &report).await
     }
