@@ -186,7 +186,7 @@ step "cargo test" cargo test --workspace
 step "reflink test" cargo test -p scoria-drivers -- --ignored
 
 export SCORIA_BIN="${SCORIA_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/scoria}"
-step "e2e (pytest)" .venv/bin/pytest -v -rfEs tests/e2e
+step "e2e (pytest)" .venv/bin/pytest -p no:cacheprovider -v -rfEs tests/e2e
 
 if [ "${#FAILED[@]}" -gt 0 ]; then
     printf '\nrun.sh: FAILED: %s\n' "${FAILED[*]}" >&2
