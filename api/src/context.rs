@@ -71,6 +71,7 @@ const RESOURCES: &[&str] = &[
     "os-quota-sets",
     "extensions",
     "messages",
+    "projects",
 ];
 
 /// The project id in `/v3/{project_id}/…`, if the URL has one.

@@ -9,6 +9,7 @@ mod extract;
 mod fault;
 mod metadata;
 mod paging;
+mod projects;
 mod snapshots;
 mod validate;
 pub mod version;
@@ -16,11 +17,11 @@ mod views;
 mod volume_actions;
 mod volumes;
 // Resource modules (one per resource family).
-//TMP mod extensions;
-//TMP mod limits;
-//TMP mod messages;
-//TMP mod services;
-//TMP mod types;
+mod extensions;
+mod limits;
+mod messages;
+mod services;
+mod types;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,11 +95,12 @@ fn resources() -> Router<ApiState> {
         .merge(volume_actions::routes())
         .merge(snapshots::routes())
         .merge(metadata::routes())
-//TMP        .merge(types::routes())
-//TMP        .merge(services::routes())
-//TMP        .merge(limits::routes())
-//TMP        .merge(messages::routes())
-//TMP        .merge(extensions::routes())
+        .merge(types::routes())
+        .merge(services::routes())
+        .merge(limits::routes())
+        .merge(messages::routes())
+        .merge(extensions::routes())
+        .merge(projects::routes())
 }
 
 /// The whole application.
@@ -111,7 +113,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/", get(version::root))
         .route("/v3/", get(version::v3))
         .route("/v3", get(version::v3))
-        .fallback(|| async { fault::fault(axum::http::StatusCode::NOT_FOUND, "The resource could not be found.") })
+        .fallback(|| async {
+            fault::fault(
+                axum::http::StatusCode::NOT_FOUND,
+                "The resource could not be found.",
+            )
+        })
         .layer(from_fn(context::plain_headers));
     docs.merge(api)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
