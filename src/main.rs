@@ -1,7 +1,5 @@
 //! `scoria`: the one binary of the Scoria block storage service.
 
-mod serve;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -53,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
             listen,
             stats_interval,
         } => {
-            serve::run(serve::ServeOptions {
+            scoria::serve::run(scoria::serve::ServeOptions {
                 data_dir,
                 listen,
                 stats_interval,

@@ -37,6 +37,9 @@ pub struct RequestSpec {
     /// Backends already tried for this volume, oldest first.
     #[serde(default)]
     pub attempts: Vec<String>,
+    /// Why each failed attempt failed (`backend: error`), oldest first.
+    #[serde(default)]
+    pub attempt_errors: Vec<String>,
 }
 
 /// Casts to the scheduler.

@@ -437,6 +437,7 @@ impl Db {
             source_volid: v.source_volid.clone(),
             source_backend: source_host.map(|h| scoria_core::model::backend_of(&h).to_string()),
             attempts: Vec::new(),
+            attempt_errors: Vec::new(),
         })
     }
 }

@@ -5,6 +5,7 @@
 //! volume manager calls it with plain descriptions of the resources involved.
 
 pub mod compliance;
+pub mod fake;
 pub mod file;
 pub mod registry;
 

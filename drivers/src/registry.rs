@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use scoria_core::config::BackendConfig;
 
+use crate::fake::FakeDriver;
 use crate::file::FileDriver;
 use crate::{DriverError, DriverResult, VolumeDriver};
 
@@ -14,7 +15,10 @@ use crate::{DriverError, DriverResult, VolumeDriver};
 type Constructor = fn(&BackendConfig) -> DriverResult<Arc<dyn VolumeDriver>>;
 
 /// Every known driver: (registry name, constructor).
-const DRIVERS: &[(&str, Constructor)] = &[(FileDriver::NAME, FileDriver::create)];
+const DRIVERS: &[(&str, Constructor)] = &[
+    (FileDriver::NAME, FileDriver::create),
+    (FakeDriver::NAME, FakeDriver::create),
+];
 
 /// The registry names, in table order.
 const NAMES: [&str; DRIVERS.len()] = {

@@ -195,6 +195,7 @@ pub(crate) mod tests {
             source_volid: None,
             source_backend: None,
             attempts: vec![],
+            attempt_errors: vec![],
         }
     }
 

@@ -19,7 +19,7 @@ use tokio::sync::{watch, Mutex};
 use tracing::Instrument;
 
 use crate::pools::PoolBook;
-use crate::select::{select, SchedulerConfig};
+use crate::select::{select, NoValidBackend, Placement, SchedulerConfig};
 
 /// Settings of the scheduler service.
 #[derive(Debug, Clone)]
@@ -169,16 +169,12 @@ impl Scheduler {
             return self.cast_create(ctx, spec, host.clone()).await;
         }
         self.wait_for_stats().await?;
-        let placement = {
-            let mut book = self.book.lock().await;
-            match select(&book, &spec, &self.cfg.placement) {
-                Ok(p) => {
-                    book.consume(&p.pool, spec.size as f64);
-                    Ok(p)
-                }
-                Err(why) => Err(why),
-            }
-        };
+        let mut placement = self.place(&spec).await;
+        if placement.is_err() {
+            // Reports may have reached the database but not this scheduler yet.
+            self.refresh().await?;
+            placement = self.place(&spec).await;
+        }
         let creating = [VolumeStatus::Creating];
         match placement {
             Ok(p) => {
@@ -200,6 +196,13 @@ impl Scheduler {
             }
             Err(why) => {
                 tracing::warn!(volume = %vol.id, reason = %why, "no valid backend");
+                let mut text = why.to_string();
+                if !spec.attempt_errors.is_empty() {
+                    text.push_str(&format!(
+                        " Earlier attempts failed: {}.",
+                        spec.attempt_errors.join("; ")
+                    ));
+                }
                 if self
                     .db
                     .update_volume(
@@ -215,13 +218,21 @@ impl Scheduler {
                         &vol.id,
                         Action::ScheduleAllocateVolume,
                         Detail::NoBackendAvailable,
-                        &why.to_string(),
+                        &text,
                     );
                     self.db.insert_message(&msg).await?;
                 }
                 Ok(())
             }
         }
+    }
+
+    /// Picks a pool and books the volume's size on it.
+    async fn place(&self, spec: &RequestSpec) -> Result<Placement, NoValidBackend> {
+        let mut book = self.book.lock().await;
+        let p = select(&book, spec, &self.cfg.placement)?;
+        book.consume(&p.pool, spec.size as f64);
+        Ok(p)
     }
 
     async fn cast_create(

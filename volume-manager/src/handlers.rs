@@ -4,10 +4,11 @@
 
 use scoria_core::events::{self, Action, Detail, Resource};
 use scoria_core::model::Volume;
-use scoria_core::rpc::VolumeRequest;
+use scoria_core::rpc::{RequestSpec, SchedulerRequest, VolumeRequest, SCHEDULER_TOPIC};
 use scoria_core::status::{SnapshotStatus, VolumeStatus};
 use scoria_core::{Error, RequestContext, Result};
 use scoria_db::{SnapshotChanges, VolumeChanges, VolumeGuard};
+use scoria_drivers::DriverError;
 
 use crate::specs::snapshot_spec;
 use crate::VolumeManager;
@@ -25,7 +26,7 @@ impl VolumeManager {
     pub(crate) async fn dispatch(&self, ctx: &RequestContext, req: VolumeRequest) -> Result<()> {
         match req {
             VolumeRequest::CreateVolume { request_spec, host } => {
-                self.create_volume(ctx, &request_spec.volume_id, &host)
+                self.create_volume(ctx, request_spec, &host)
                     .await
             }
             VolumeRequest::DeleteVolume { volume_id } => self.delete_volume(ctx, &volume_id).await,
@@ -58,81 +59,72 @@ impl VolumeManager {
         }
     }
 
-    /// Runs the driver's create for `vol`; `Err` is a failure to tell the user.
-    async fn run_create(&self, vol: &Volume) -> Result<Result<Option<String>, String>> {
+    /// Runs the driver's create for `vol`; the outer error is a database
+    /// failure, the inner one the backend's.
+    async fn run_create(&self, vol: &Volume) -> Result<Result<Option<String>, DriverError>> {
         let spec = self.volume_spec(vol).await?;
         let outcome = if let Some(snap_id) = &vol.snapshot_id {
             let Some(snap) = present(self.db.get_snapshot(snap_id).await)? else {
-                return Ok(Err(format!("source snapshot {snap_id} no longer exists")));
+                return Ok(Err(DriverError::NotFound { kind: "snapshot", id: snap_id.clone() }));
             };
-            self.driver
-                .create_volume_from_snapshot(&spec, &snapshot_spec(&snap))
-                .await
+            self.driver.create_volume_from_snapshot(&spec, &snapshot_spec(&snap)).await
         } else if let Some(src_id) = &vol.source_volid {
             let Some(src) = present(self.db.get_volume(src_id).await)? else {
-                return Ok(Err(format!("source volume {src_id} no longer exists")));
+                return Ok(Err(DriverError::NotFound { kind: "volume", id: src_id.clone() }));
             };
             let src_spec = self.volume_spec(&src).await?;
             self.driver.create_cloned_volume(&spec, &src_spec).await
         } else {
             self.driver.create_volume(&spec).await
         };
-        Ok(outcome
-            .map(|u| u.provider_location)
-            .map_err(|e| e.to_string()))
+        Ok(outcome.map(|u| u.provider_location))
     }
 
-    /// Creates a volume the scheduler placed on `host`.
-    pub(crate) async fn create_volume(
-        &self,
-        ctx: &RequestContext,
-        id: &str,
-        host: &str,
-    ) -> Result<()> {
-        let Some(mut vol) = present(self.db.get_volume(id).await)? else {
-            return Ok(());
-        };
-        if vol.status != VolumeStatus::Creating {
+    /// Creates a volume the scheduler placed on `host` (`host@backend#pool`).
+    pub(crate) async fn create_volume(&self, ctx: &RequestContext, mut request: RequestSpec, host: &str) -> Result<()> {
+        let id = request.volume_id.clone();
+        let Some(mut vol) = present(self.db.get_volume(&id).await)? else { return Ok(()) };
+        if vol.status != VolumeStatus::Creating || vol.host.as_deref() != Some(host) {
             return Ok(());
         }
         vol.host = Some(host.to_string());
         let creating = VolumeGuard::status_in(&[VolumeStatus::Creating]);
-        match self.run_create(&vol).await? {
+        let why = match self.run_create(&vol).await? {
             Ok(location) => {
                 let done = VolumeChanges {
                     status: Some(VolumeStatus::Available),
-                    host: Some(vol.host.clone()),
                     provider_location: Some(location),
                     ..Default::default()
                 };
-                if self.db.update_volume(id, &done, creating).await? {
-                    tracing::info!(volume = id, "volume created");
+                if self.db.update_volume(&id, &done, creating).await? {
+                    tracing::info!(volume = %id, "volume created");
                 }
+                return Ok(());
             }
-            Err(why) => {
-                tracing::error!(volume = id, error = %why, "volume create failed");
-                if self
-                    .db
-                    .update_volume(id, &VolumeChanges::status(VolumeStatus::Error), creating)
-                    .await?
-                {
-                    let text = format!(
-                        "the backend {} could not create the volume: {why}",
-                        self.cfg.backend
-                    );
-                    self.tell_user(
-                        ctx,
-                        Resource::Volume,
-                        id,
-                        Action::CreateVolumeFromBackend,
-                        Detail::DriverFailed,
-                        &text,
-                    )
-                    .await;
-                }
-            }
+            Err(e) => e,
+        };
+        tracing::error!(volume = %id, error = %why, "volume create failed");
+        if matches!(why, DriverError::Backend { .. } | DriverError::Io(_)) {
+            request.attempt_errors.push(format!("{}: {why}", self.cfg.backend));
+            return self.reschedule(ctx, request, host).await;
+        }
+        if self.db.update_volume(&id, &VolumeChanges::status(VolumeStatus::Error), creating).await? {
+            let text = format!("the backend {} could not create the volume: {why}", self.cfg.backend);
+            self.tell_user(ctx, Resource::Volume, &id, Action::CreateVolumeFromBackend, Detail::DriverFailed, &text).await;
         }
         Ok(())
+    }
+
+    /// Hands a failed create back to the scheduler, which tries another
+    /// backend or gives up after `scheduler_max_attempts`.
+    async fn reschedule(&self, ctx: &RequestContext, request: RequestSpec, host: &str) -> Result<()> {
+        let unplace = VolumeChanges { host: Some(None), ..Default::default() };
+        let guard = VolumeGuard { statuses: Some(&[VolumeStatus::Creating]), host: Some(Some(host)), ..Default::default() };
+        if !self.db.update_volume(&request.volume_id, &unplace, guard).await? {
+            return Ok(());
+        }
+        tracing::info!(volume = %request.volume_id, attempts = request.attempts.len(), "rescheduling");
+        self.bus.cast(SCHEDULER_TOPIC, ctx, &SchedulerRequest::CreateVolume { request_spec: request }).await
     }
 
     /// Deletes a volume in `deleting` from the backend, then its row.

@@ -26,8 +26,10 @@ impl VolumeManager {
             tracing::info!(volume = %vol.id, status = %vol.status, "recovering interrupted operation");
             match vol.status {
                 VolumeStatus::Creating => {
+                    let mut request = self.db.request_spec(&vol).await?;
+                    request.attempts.push(backend.to_string());
                     let host = vol.host.clone().unwrap_or_default();
-                    self.create_volume(&owner, &vol.id, &host).await?
+                    self.create_volume(&owner, request, &host).await?
                 }
                 VolumeStatus::Deleting => self.delete_volume(&owner, &vol.id).await?,
                 _ => {
