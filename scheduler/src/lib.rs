@@ -5,5 +5,5 @@ pub mod extra_specs;
 pub mod filters;
 pub mod pools;
 pub mod select;
-pub mod weighers;
 pub mod service;
+pub mod weighers;

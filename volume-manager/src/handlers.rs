@@ -26,8 +26,7 @@ impl VolumeManager {
     pub(crate) async fn dispatch(&self, ctx: &RequestContext, req: VolumeRequest) -> Result<()> {
         match req {
             VolumeRequest::CreateVolume { request_spec, host } => {
-                self.create_volume(ctx, request_spec, &host)
-                    .await
+                self.create_volume(ctx, request_spec, &host).await
             }
             VolumeRequest::DeleteVolume { volume_id } => self.delete_volume(ctx, &volume_id).await,
             VolumeRequest::CreateSnapshot { snapshot_id } => {
@@ -65,12 +64,20 @@ impl VolumeManager {
         let spec = self.volume_spec(vol).await?;
         let outcome = if let Some(snap_id) = &vol.snapshot_id {
             let Some(snap) = present(self.db.get_snapshot(snap_id).await)? else {
-                return Ok(Err(DriverError::NotFound { kind: "snapshot", id: snap_id.clone() }));
+                return Ok(Err(DriverError::NotFound {
+                    kind: "snapshot",
+                    id: snap_id.clone(),
+                }));
             };
-            self.driver.create_volume_from_snapshot(&spec, &snapshot_spec(&snap)).await
+            self.driver
+                .create_volume_from_snapshot(&spec, &snapshot_spec(&snap))
+                .await
         } else if let Some(src_id) = &vol.source_volid {
             let Some(src) = present(self.db.get_volume(src_id).await)? else {
-                return Ok(Err(DriverError::NotFound { kind: "volume", id: src_id.clone() }));
+                return Ok(Err(DriverError::NotFound {
+                    kind: "volume",
+                    id: src_id.clone(),
+                }));
             };
             let src_spec = self.volume_spec(&src).await?;
             self.driver.create_cloned_volume(&spec, &src_spec).await
@@ -81,9 +88,16 @@ impl VolumeManager {
     }
 
     /// Creates a volume the scheduler placed on `host` (`host@backend#pool`).
-    pub(crate) async fn create_volume(&self, ctx: &RequestContext, mut request: RequestSpec, host: &str) -> Result<()> {
+    pub(crate) async fn create_volume(
+        &self,
+        ctx: &RequestContext,
+        mut request: RequestSpec,
+        host: &str,
+    ) -> Result<()> {
         let id = request.volume_id.clone();
-        let Some(mut vol) = present(self.db.get_volume(&id).await)? else { return Ok(()) };
+        let Some(mut vol) = present(self.db.get_volume(&id).await)? else {
+            return Ok(());
+        };
         if vol.status != VolumeStatus::Creating || vol.host.as_deref() != Some(host) {
             return Ok(());
         }
@@ -105,26 +119,67 @@ impl VolumeManager {
         };
         tracing::error!(volume = %id, error = %why, "volume create failed");
         if matches!(why, DriverError::Backend { .. } | DriverError::Io(_)) {
-            request.attempt_errors.push(format!("{}: {why}", self.cfg.backend));
+            request
+                .attempt_errors
+                .push(format!("{}: {why}", self.cfg.backend));
             return self.reschedule(ctx, request, host).await;
         }
-        if self.db.update_volume(&id, &VolumeChanges::status(VolumeStatus::Error), creating).await? {
-            let text = format!("the backend {} could not create the volume: {why}", self.cfg.backend);
-            self.tell_user(ctx, Resource::Volume, &id, Action::CreateVolumeFromBackend, Detail::DriverFailed, &text).await;
+        if self
+            .db
+            .update_volume(&id, &VolumeChanges::status(VolumeStatus::Error), creating)
+            .await?
+        {
+            let text = format!(
+                "the backend {} could not create the volume: {why}",
+                self.cfg.backend
+            );
+            self.tell_user(
+                ctx,
+                Resource::Volume,
+                &id,
+                Action::CreateVolumeFromBackend,
+                Detail::DriverFailed,
+                &text,
+            )
+            .await;
         }
         Ok(())
     }
 
     /// Hands a failed create back to the scheduler, which tries another
     /// backend or gives up after `scheduler_max_attempts`.
-    async fn reschedule(&self, ctx: &RequestContext, request: RequestSpec, host: &str) -> Result<()> {
-        let unplace = VolumeChanges { host: Some(None), ..Default::default() };
-        let guard = VolumeGuard { statuses: Some(&[VolumeStatus::Creating]), host: Some(Some(host)), ..Default::default() };
-        if !self.db.update_volume(&request.volume_id, &unplace, guard).await? {
+    async fn reschedule(
+        &self,
+        ctx: &RequestContext,
+        request: RequestSpec,
+        host: &str,
+    ) -> Result<()> {
+        let unplace = VolumeChanges {
+            host: Some(None),
+            ..Default::default()
+        };
+        let guard = VolumeGuard {
+            statuses: Some(&[VolumeStatus::Creating]),
+            host: Some(Some(host)),
+            ..Default::default()
+        };
+        if !self
+            .db
+            .update_volume(&request.volume_id, &unplace, guard)
+            .await?
+        {
             return Ok(());
         }
         tracing::info!(volume = %request.volume_id, attempts = request.attempts.len(), "rescheduling");
-        self.bus.cast(SCHEDULER_TOPIC, ctx, &SchedulerRequest::CreateVolume { request_spec: request }).await
+        self.bus
+            .cast(
+                SCHEDULER_TOPIC,
+                ctx,
+                &SchedulerRequest::CreateVolume {
+                    request_spec: request,
+                },
+            )
+            .await
     }
 
     /// Deletes a volume in `deleting` from the backend, then its row.
