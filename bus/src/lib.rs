@@ -5,6 +5,7 @@
 //! Bodies travel as JSON inside a versioned [`Envelope`] on every transport,
 //! the in-process one included, so nothing works in one mode and breaks in another.
 
+mod amqp;
 mod memory;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use scoria_core::{Error, RequestContext, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use amqp::{Amqp, DEFAULT_PREFETCH};
 pub use memory::InProcess;
 
 /// What travels on the bus: the caller's context and a message body.
@@ -48,6 +50,30 @@ pub trait Acker: Send {
     async fn requeue(self: Box<Self>) -> Result<()>;
     /// For a `call`: send the reply (the message is acked with it).
     async fn reply(self: Box<Self>, payload: Vec<u8>) -> Result<()>;
+}
+
+/// Settling that does nothing, for messages that need none (fanout copies).
+struct NoAck;
+
+#[async_trait]
+impl Acker for NoAck {
+    async fn ack(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+    async fn requeue(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+    async fn reply(self: Box<Self>, _payload: Vec<u8>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The error of a `call` nobody answered in time, the same on every transport.
+fn no_answer(topic: &str, timeout: Duration) -> Error {
+    Error::Unavailable(format!(
+        "no answer from {topic} within {} s; is that service running?",
+        timeout.as_secs_f64()
+    ))
 }
 
 /// A stream of deliveries from a queue or a fanout subscription.
@@ -93,6 +119,14 @@ impl Bus {
     /// A bus whose messages stay inside this process.
     pub fn in_process() -> Self {
         Bus::new(Arc::new(InProcess::default()))
+    }
+
+    /// A bus over the RabbitMQ broker at `url` (`amqp://user:password@host:port/vhost`),
+    /// with the default prefetch; fails if the broker cannot be reached now.
+    pub async fn amqp(url: &str) -> Result<Self> {
+        Ok(Bus::new(Arc::new(
+            Amqp::connect(url, DEFAULT_PREFETCH).await?,
+        )))
     }
 
     /// Sends `body` to one consumer of `topic`.

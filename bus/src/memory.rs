@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use scoria_core::{Error, Result};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::{Acker, Delivery, Subscription, Transport};
+use crate::{no_answer, Acker, Delivery, NoAck, Subscription, Transport};
 
 struct Message {
     payload: Vec<u8>,
@@ -87,10 +87,7 @@ impl Transport for InProcess {
             Ok(Err(_)) => Err(Error::Unavailable(format!(
                 "{topic} dropped the request without answering"
             ))),
-            Err(_) => Err(Error::Unavailable(format!(
-                "no answer from {topic} within {} s; is that service running?",
-                timeout.as_secs_f64()
-            ))),
+            Err(_) => Err(no_answer(topic, timeout)),
         }
     }
 
@@ -176,85 +173,5 @@ impl Subscription for FanoutSubscription {
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
-    }
-}
-
-/// Fanout messages need no settling.
-struct NoAck;
-
-#[async_trait]
-impl Acker for NoAck {
-    async fn ack(self: Box<Self>) -> Result<()> {
-        Ok(())
-    }
-    async fn requeue(self: Box<Self>) -> Result<()> {
-        Ok(())
-    }
-    async fn reply(self: Box<Self>, _payload: Vec<u8>) -> Result<()> {
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::Bus;
-    use scoria_core::{Error, RequestContext};
-    use std::time::Duration;
-
-    fn ctx() -> RequestContext {
-        RequestContext::internal("req-test".into())
-    }
-
-    #[tokio::test]
-    async fn cast_reaches_one_consumer_and_requeue_redelivers() {
-        let bus = Bus::in_process();
-        bus.cast("t", &ctx(), &42u32).await.unwrap();
-        let mut inbox = bus.consume("t").await.unwrap();
-        let m = inbox.next().await.unwrap();
-        assert_eq!(m.body::<u32>().unwrap(), 42);
-        m.requeue().await.unwrap();
-        let m = inbox.next().await.unwrap();
-        assert_eq!(m.context().request_id, "req-test");
-        m.ack().await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn call_gets_reply_or_times_out() {
-        let bus = Bus::in_process();
-        let mut inbox = bus.consume("svc").await.unwrap();
-        tokio::spawn(async move {
-            while let Some(m) = inbox.next().await {
-                let n: u32 = m.body().unwrap();
-                let answer = if n == 0 {
-                    Err(Error::BadRequest("zero".into()))
-                } else {
-                    Ok(n * 2)
-                };
-                m.reply(answer).await.unwrap();
-            }
-        });
-        let r: u32 = bus
-            .call("svc", &ctx(), &21u32, Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert_eq!(r, 42);
-        let e = bus
-            .call::<_, u32>("svc", &ctx(), &0u32, Duration::from_secs(5))
-            .await;
-        assert_eq!(e, Err(Error::BadRequest("zero".into())));
-        let e = bus
-            .call::<_, u32>("nobody", &ctx(), &1u32, Duration::from_millis(50))
-            .await;
-        assert!(matches!(e, Err(Error::Unavailable(_))));
-    }
-
-    #[tokio::test]
-    async fn fanout_reaches_every_subscriber() {
-        let bus = Bus::in_process();
-        let mut a = bus.subscribe("f").await.unwrap();
-        let mut b = bus.subscribe("f").await.unwrap();
-        bus.fanout("f", &ctx(), &"hello").await.unwrap();
-        assert_eq!(a.next().await.unwrap().body::<String>().unwrap(), "hello");
-        assert_eq!(b.next().await.unwrap().body::<String>().unwrap(), "hello");
     }
 }
