@@ -3,5 +3,6 @@
 //! commands and the integration tests.
 
 pub mod config;
+pub mod deploy;
 pub mod serve;
 pub mod services;

@@ -18,6 +18,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the Cinder v3 API (deployment mode).
+    Api(ConfigArgs),
+    /// Run a scheduler (deployment mode).
+    Scheduler(ConfigArgs),
+    /// Run the volume services of the enabled backends (deployment mode).
+    Volume {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Run only this backend of `enabled_backends`.
+        #[arg(long)]
+        backend: Option<String>,
+    },
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
     /// Run everything in one process: SQLite, in-process bus, one `file` backend, noauth.
     Serve {
         /// Where the database and the volumes live.
@@ -30,6 +47,19 @@ enum Command {
         #[arg(long, env = "SCORIA_STATS_INTERVAL", default_value_t = 10)]
         stats_interval: u64,
     },
+}
+
+#[derive(clap::Args)]
+struct ConfigArgs {
+    /// INI file with cinder.conf option names; `SCORIA_<SECTION>__<OPTION>` variables override it.
+    #[arg(long, env = "SCORIA_CONFIG_FILE")]
+    config_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum DbAction {
+    /// Apply the migrations that have not run yet.
+    Upgrade(ConfigArgs),
 }
 
 fn init_logging() {
@@ -45,7 +75,17 @@ fn init_logging() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_logging();
+    use scoria::deploy::{self, Deployment};
+    let load = |c: &ConfigArgs| Deployment::load(c.config_file.as_deref());
     match Cli::parse().command {
+        Command::Api(c) => deploy::api(&load(&c)?).await,
+        Command::Scheduler(c) => deploy::scheduler(&load(&c)?).await,
+        Command::Volume { config, backend } => {
+            deploy::volume(&load(&config)?, backend.as_deref()).await
+        }
+        Command::Db {
+            action: DbAction::Upgrade(c),
+        } => deploy::db_upgrade(&load(&c)?).await,
         Command::Serve {
             data_dir,
             listen,

@@ -25,6 +25,8 @@ pub struct Site {
     pub stats_interval: Duration,
     pub report_interval: Duration,
     pub service_down_time: Duration,
+    /// How long a `call` may take (oslo.messaging's `rpc_response_timeout`).
+    pub rpc_timeout: Duration,
     pub placement: SchedulerConfig,
 }
 
@@ -37,6 +39,7 @@ impl Site {
             stats_interval: Duration::from_secs(10),
             report_interval: Duration::from_secs(10),
             service_down_time: SERVICE_DOWN_TIME,
+            rpc_timeout: Duration::from_secs(60),
             placement: SchedulerConfig::default(),
         }
     }
@@ -96,6 +99,7 @@ pub fn api_state(db: &Db, bus: &Bus, site: &Site, auth: AuthStrategy) -> ApiStat
             public_endpoint: None,
             quotas: QuotaDefaults::default(),
             service_down_time: site.service_down_time,
+            rpc_timeout: site.rpc_timeout,
         }),
     }
 }

@@ -1,10 +1,12 @@
-//! The per-request middleware: request id, authentication (noauth), the
-//! project in the URL, microversion negotiation, the headers every response
-//! carries, and Cinder's fault body for every error, whatever produced it.
+//! The per-request middleware: request id, authentication (noauth or
+//! Keystone), the write policy, the project in the URL, microversion
+//! negotiation, the headers every response carries, and Cinder's fault body
+//! for every error, whatever produced it.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use scoria_core::{Error, RequestContext};
@@ -59,6 +61,30 @@ impl Ctx {
     }
 }
 
+/// Roles of the `X-Service-Token` that came with the request (Keystone mode;
+/// empty otherwise). Handlers that treat services specially extract it.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceRoles(pub Vec<String>);
+
+impl ServiceRoles {
+    /// A "service request": a service token carrying the `service` role.
+    pub fn is_service(&self) -> bool {
+        self.0.iter().any(|r| r == "service")
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ServiceRoles {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ServiceRoles>()
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
 /// Top-level resource names, so `/v3/<name>` is not mistaken for a project id.
 const RESOURCES: &[&str] = &[
     "volumes",
@@ -72,6 +98,7 @@ const RESOURCES: &[&str] = &[
     "extensions",
     "messages",
     "projects",
+    "capabilities",
 ];
 
 /// The project id in `/v3/{project_id}/…`, if the URL has one.
@@ -117,7 +144,7 @@ pub async fn middleware(State(state): State<ApiState>, mut req: Request, next: N
         let started = std::time::Instant::now();
         let negotiated = version::negotiate(req.headers());
         let shown = *negotiated.as_ref().unwrap_or(&version::MIN_VERSION);
-        let mut resp = match prepare(&state, &mut req, request_id.clone(), negotiated) {
+        let mut resp = match prepare(&state, &mut req, request_id.clone(), negotiated).await {
             Ok(()) => next.run(req).await,
             Err(resp) => *resp,
         };
@@ -131,7 +158,7 @@ pub async fn middleware(State(state): State<ApiState>, mut req: Request, next: N
     .await
 }
 
-fn prepare(
+async fn prepare(
     state: &ApiState,
     req: &mut Request,
     request_id: String,
@@ -139,11 +166,37 @@ fn prepare(
 ) -> Result<(), Box<Response>> {
     let version = negotiated.map_err(|e| Box::new(ApiError(e).into_response()))?;
     let path = req.uri().path().to_string();
-    let rc = match state.cfg.auth {
+    let rc = match &state.cfg.auth {
         AuthStrategy::NoAuth => match noauth_context(req.headers(), request_id.clone()) {
             Some(rc) => rc,
             None => return Err(Box::new(noauth_hint(req.headers(), &path))),
         },
+        AuthStrategy::Keystone(ks) => {
+            let caller = ks
+                .authenticate(req.headers())
+                .await
+                .map_err(|f| Box::new(ks.reject(&f)))?;
+            let user = &caller.user;
+            let rc = RequestContext {
+                request_id: request_id.clone(),
+                user_id: user.user_id.clone(),
+                project_id: user.project_id.clone(),
+                is_admin: user.roles.iter().any(|r| r == "admin"),
+                roles: user.roles.clone(),
+            };
+            if !may_write(req.method(), &rc.roles) {
+                return Err(Box::new(fault(
+                    StatusCode::FORBIDDEN,
+                    &format!(
+                        "Policy doesn't allow {} to be performed.",
+                        rule_name(req.method(), &path)
+                    ),
+                )));
+            }
+            req.extensions_mut()
+                .insert(ServiceRoles(caller.service_roles));
+            rc
+        }
     };
     let base = version::base_url(state, req.headers());
     let project = url_project(&path);
@@ -170,6 +223,33 @@ fn prepare(
         bookmark_base: format!("{base}{scope}"),
     });
     Ok(())
+}
+
+/// The central policy: reading needs any valid token; changing anything
+/// needs the `member` or `admin` role (a `reader` only reads).
+fn may_write(method: &Method, roles: &[String]) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || roles.iter().any(|r| r == "admin" || r == "member")
+}
+
+/// A Cinder-like rule name for a refused request, e.g. `volume:create`.
+fn rule_name(method: &Method, path: &str) -> String {
+    let rest = path.strip_prefix("/v3/").unwrap_or(path);
+    let rest = match url_project(path) {
+        Some(p) => rest.strip_prefix(p).unwrap_or(rest).trim_start_matches('/'),
+        None => rest,
+    };
+    let collection = rest.split('/').next().unwrap_or_default();
+    let resource = collection.trim_start_matches("os-");
+    let resource = resource.strip_suffix('s').unwrap_or(resource);
+    let action = match *method {
+        Method::POST if rest.ends_with("/action") => "action",
+        Method::POST => "create",
+        Method::PUT | Method::PATCH => "update",
+        Method::DELETE => "delete",
+        _ => "access",
+    };
+    format!("{resource}:{action}")
 }
 
 /// Without a token, noauth answers 204 and tells the client which token to send.
@@ -262,7 +342,30 @@ pub async fn plain_headers(req: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::url_project;
+    use super::*;
+
+    #[test]
+    fn write_policy() {
+        let roles = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(may_write(&Method::GET, &roles(&["reader"])));
+        assert!(!may_write(&Method::POST, &roles(&["reader"])));
+        assert!(!may_write(&Method::DELETE, &[]));
+        assert!(may_write(&Method::PUT, &roles(&["member", "reader"])));
+        assert!(may_write(&Method::POST, &roles(&["admin"])));
+        assert_eq!(rule_name(&Method::POST, "/v3/abc/volumes"), "volume:create");
+        assert_eq!(
+            rule_name(&Method::POST, "/v3/volumes/x/action"),
+            "volume:action"
+        );
+        assert_eq!(
+            rule_name(&Method::DELETE, "/v3/abc/snapshots/x"),
+            "snapshot:delete"
+        );
+        assert_eq!(
+            rule_name(&Method::PUT, "/v3/os-quota-sets/p"),
+            "quota-set:update"
+        );
+    }
 
     #[test]
     fn project_in_url() {

@@ -4,9 +4,11 @@
 //! The api validates, records the request in the database, and casts the
 //! work to the scheduler or a volume manager; it never touches storage.
 
+mod capabilities;
 mod context;
 mod extract;
 mod fault;
+mod keystone;
 mod metadata;
 mod paging;
 mod projects;
@@ -32,13 +34,23 @@ use axum::Router;
 use scoria_bus::Bus;
 use scoria_db::Db;
 
-pub use context::Ctx;
+pub use context::{Ctx, ServiceRoles};
+pub use keystone::{KeystoneAuth, KeystoneConfig};
 
 /// How callers are authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum AuthStrategy {
     /// `X-Auth-Token: user:project`; every caller is an administrator.
     NoAuth,
+    /// Tokens validated by Keystone (`auth_strategy = keystone`).
+    Keystone(Arc<KeystoneAuth>),
+}
+
+impl AuthStrategy {
+    /// Keystone authentication configured by `[keystone_authtoken]`.
+    pub fn keystone(cfg: KeystoneConfig) -> Result<Self, String> {
+        Ok(AuthStrategy::Keystone(Arc::new(KeystoneAuth::new(cfg)?)))
+    }
 }
 
 /// Default quota limits (Cinder's defaults unless configured).
@@ -78,6 +90,8 @@ pub struct ApiConfig {
     pub quotas: QuotaDefaults,
     /// A service silent for longer is shown as down.
     pub service_down_time: Duration,
+    /// How long a `call` to another service may take (`rpc_response_timeout`).
+    pub rpc_timeout: Duration,
 }
 
 /// What every handler shares.
@@ -101,6 +115,7 @@ fn resources() -> Router<ApiState> {
         .merge(messages::routes())
         .merge(extensions::routes())
         .merge(projects::routes())
+        .merge(capabilities::routes())
 }
 
 /// The whole application.

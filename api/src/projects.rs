@@ -28,7 +28,7 @@ fn project(id: &str) -> Value {
 }
 
 fn not_served(state: &ApiState) -> Option<crate::fault::ApiError> {
-    (state.cfg.auth != AuthStrategy::NoAuth).then(|| {
+    (!matches!(state.cfg.auth, AuthStrategy::NoAuth)).then(|| {
         crate::fault::ApiError(scoria_core::Error::NotFound(
             "The resource could not be found.".into(),
         ))

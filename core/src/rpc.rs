@@ -56,7 +56,7 @@ pub enum SchedulerRequest {
 pub enum VolumeRequest {
     /// Create the volume on `host` (`host@backend#pool`), then mark it available.
     CreateVolume {
-        request_spec: RequestSpec,
+        request_spec: Box<RequestSpec>,
         host: String,
     },
     DeleteVolume {
@@ -72,4 +72,14 @@ pub enum VolumeRequest {
         volume_id: String,
         new_size: i64,
     },
+    /// A `call`: the backend's current stats and capabilities, answered with a
+    /// [`StatsReport`](crate::stats::StatsReport).
+    GetCapabilities,
+}
+
+impl VolumeRequest {
+    /// Whether the sender waits for an answer.
+    pub fn is_call(&self) -> bool {
+        matches!(self, VolumeRequest::GetCapabilities)
+    }
 }

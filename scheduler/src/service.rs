@@ -246,7 +246,10 @@ impl Scheduler {
             .cast(
                 &topic,
                 ctx,
-                &VolumeRequest::CreateVolume { request_spec, host },
+                &VolumeRequest::CreateVolume {
+                    request_spec: Box::new(request_spec),
+                    host,
+                },
             )
             .await
     }

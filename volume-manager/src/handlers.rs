@@ -26,7 +26,7 @@ impl VolumeManager {
     pub(crate) async fn dispatch(&self, ctx: &RequestContext, req: VolumeRequest) -> Result<()> {
         match req {
             VolumeRequest::CreateVolume { request_spec, host } => {
-                self.create_volume(ctx, request_spec, &host).await
+                self.create_volume(ctx, *request_spec, &host).await
             }
             VolumeRequest::DeleteVolume { volume_id } => self.delete_volume(ctx, &volume_id).await,
             VolumeRequest::CreateSnapshot { snapshot_id } => {
@@ -39,6 +39,8 @@ impl VolumeManager {
                 volume_id,
                 new_size,
             } => self.extend_volume(ctx, &volume_id, new_size).await,
+            // A call sent as a cast has nobody waiting for the answer.
+            VolumeRequest::GetCapabilities => Ok(()),
         }
     }
 

@@ -121,6 +121,13 @@ impl VolumeManager {
                     return;
                 }
             };
+            if req.is_call() {
+                let answer = self.answer(&req).await;
+                if let Err(e) = msg.reply(answer).await {
+                    tracing::error!(error = %e, "could not send a reply");
+                }
+                return;
+            }
             match self.dispatch(&ctx, req).await {
                 Ok(()) => {
                     let _ = msg.ack().await;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use scoria_core::model::VOLUME_BINARY;
-use scoria_core::rpc::STATS_FANOUT;
+use scoria_core::rpc::{VolumeRequest, STATS_FANOUT};
 use scoria_core::stats::StatsReport;
 use scoria_core::{time, Error, RequestContext, Result};
 use tokio::sync::watch;
@@ -25,19 +25,14 @@ impl VolumeManager {
         }
     }
 
-    /// Collects, stores and publishes one stats report.
-    pub async fn report_stats(&self) -> Result<()> {
+    /// The driver's current report, completed with what the database knows.
+    async fn current_report(&self) -> Result<StatsReport> {
         let backend = &self.cfg.backend;
-        let mut stats = match self.driver.stats().await {
-            Ok(s) => s,
-            Err(e) => {
-                // Stay visible as a live service; the schedulers keep the last good stats.
-                self.db
-                    .service_heartbeat(VOLUME_BINARY, backend, &self.cfg.availability_zone, None)
-                    .await?;
-                return Err(Error::Internal(format!("driver stats failed: {e}")));
-            }
-        };
+        let mut stats = self
+            .driver
+            .stats()
+            .await
+            .map_err(|e| Error::Internal(format!("driver stats failed: {e}")))?;
         let allocated: HashMap<String, i64> = self
             .db
             .allocated_by_pool(backend)
@@ -48,21 +43,42 @@ impl VolumeManager {
             let key = format!("{backend}#{}", pool.pool_name);
             pool.allocated_capacity_gb = allocated.get(&key).copied().unwrap_or(0) as f64;
         }
-        let report = StatsReport {
+        Ok(StatsReport {
             backend: backend.clone(),
             availability_zone: self.cfg.availability_zone.clone(),
             timestamp: time::now(),
             capabilities: self.driver.capabilities(),
             stats,
+        })
+    }
+
+    /// Answers a `call`.
+    pub(crate) async fn answer(&self, req: &VolumeRequest) -> Result<serde_json::Value> {
+        match req {
+            VolumeRequest::GetCapabilities => {
+                let report = self.current_report().await?;
+                serde_json::to_value(report).map_err(|e| Error::Internal(e.to_string()))
+            }
+            other => Err(Error::Internal(format!("{other:?} is not a call"))),
+        }
+    }
+
+    /// Collects, stores and publishes one stats report.
+    pub async fn report_stats(&self) -> Result<()> {
+        let (backend, zone) = (&self.cfg.backend, &self.cfg.availability_zone);
+        let report = match self.current_report().await {
+            Ok(r) => r,
+            Err(e) => {
+                // Stay visible as a live service; the schedulers keep the last good stats.
+                self.db
+                    .service_heartbeat(VOLUME_BINARY, backend, zone, None)
+                    .await?;
+                return Err(e);
+            }
         };
         let json = serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?;
         self.db
-            .service_heartbeat(
-                VOLUME_BINARY,
-                backend,
-                &self.cfg.availability_zone,
-                Some(&json),
-            )
+            .service_heartbeat(VOLUME_BINARY, backend, zone, Some(&json))
             .await?;
         let ctx = RequestContext::internal(RequestContext::new_request_id());
         self.bus.fanout(STATS_FANOUT, &ctx, &report).await

@@ -1,0 +1,713 @@
+//! Keystone v3 token validation, in the manner of keystonemiddleware's
+//! `auth_token`: Scoria signs in with its own service credentials, asks
+//! Keystone about each caller's `X-Auth-Token` (and `X-Service-Token`), and
+//! remembers the answers until the token expires.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::fault::fault;
+
+/// How long a request to Keystone may take before the caller gets a 503.
+const KEYSTONE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The service token is renewed this long before it expires.
+const SERVICE_TOKEN_MARGIN: Duration = Duration::from_secs(120);
+/// At most this many validated tokens are remembered.
+const CACHE_CAPACITY: usize = 10_000;
+
+/// The `[keystone_authtoken]` options Scoria reads (keystonemiddleware's names).
+#[derive(Clone)]
+pub struct KeystoneConfig {
+    /// Keystone's address, with or without the `/v3` suffix.
+    pub auth_url: String,
+    /// Sent to unauthenticated callers in `WWW-Authenticate`; `auth_url` when unset.
+    pub www_authenticate_uri: Option<String>,
+    /// Scoria's service user.
+    pub username: String,
+    pub password: String,
+    /// The project the service token is scoped to.
+    pub project_name: String,
+    pub user_domain_name: String,
+    pub project_domain_name: String,
+    /// Upper bound on how long a validation is trusted (`token_cache_time`,
+    /// 300 s by default): a revoked token stops working after at most this.
+    pub token_cache_time: Duration,
+}
+
+impl KeystoneConfig {
+    /// Reads the options from `get(option)`, e.g. the `[keystone_authtoken]`
+    /// section of an INI file. Domains default to `Default`, `project_name`
+    /// to `service`; `auth_url`, `username` and `password` are required.
+    pub fn from_options(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let opt = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let required =
+            |name: &str| opt(name).ok_or_else(|| format!("[keystone_authtoken] {name} is not set"));
+        let token_cache_time = match opt("token_cache_time") {
+            Some(v) => Duration::from_secs(v.parse().map_err(|_| {
+                format!("[keystone_authtoken] token_cache_time = {v} is not a number of seconds")
+            })?),
+            None => Duration::from_secs(300),
+        };
+        Ok(KeystoneConfig {
+            auth_url: required("auth_url")?,
+            www_authenticate_uri: opt("www_authenticate_uri").or_else(|| opt("auth_uri")),
+            username: required("username")?,
+            password: required("password")?,
+            project_name: opt("project_name").unwrap_or_else(|| "service".into()),
+            user_domain_name: opt("user_domain_name").unwrap_or_else(|| "Default".into()),
+            project_domain_name: opt("project_domain_name").unwrap_or_else(|| "Default".into()),
+            token_cache_time,
+        })
+    }
+}
+
+impl std::fmt::Debug for KeystoneConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeystoneConfig")
+            .field("auth_url", &self.auth_url)
+            .field("www_authenticate_uri", &self.www_authenticate_uri)
+            .field("username", &self.username)
+            .field("project_name", &self.project_name)
+            .field("user_domain_name", &self.user_domain_name)
+            .field("project_domain_name", &self.project_domain_name)
+            .field("token_cache_time", &self.token_cache_time)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who a validated token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub user_id: String,
+    pub project_id: String,
+    pub roles: Vec<String>,
+}
+
+/// The authenticated caller of one request.
+#[derive(Debug)]
+pub(crate) struct Caller {
+    pub user: Arc<Identity>,
+    /// Roles of a valid `X-Service-Token`, if one was sent.
+    pub service_roles: Vec<String>,
+}
+
+/// Why a request could not be authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AuthFailure {
+    /// The caller's fault: 401 with `WWW-Authenticate`.
+    Unauthorized(String),
+    /// Keystone is unreachable or refuses Scoria itself: 503.
+    Unavailable(String),
+}
+
+/// Validates tokens against Keystone; shared by every request.
+pub struct KeystoneAuth {
+    /// Keystone's `/v3` root, without a trailing slash.
+    v3: String,
+    cfg: KeystoneConfig,
+    challenge: HeaderValue,
+    http: reqwest::Client,
+    service_token: tokio::sync::Mutex<Option<ServiceToken>>,
+    cache: Mutex<TokenCache>,
+}
+
+impl std::fmt::Debug for KeystoneAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeystoneAuth")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+struct ServiceToken {
+    token: String,
+    renew_at: Instant,
+}
+
+impl KeystoneAuth {
+    /// Checks the configuration; no request is made until the first caller arrives.
+    pub fn new(cfg: KeystoneConfig) -> Result<Self, String> {
+        let root = cfg.auth_url.trim_end_matches('/');
+        if !(root.starts_with("http://") || root.starts_with("https://")) {
+            return Err(format!(
+                "[keystone_authtoken] auth_url = {} is not an http(s) URL",
+                cfg.auth_url
+            ));
+        }
+        let root = root.strip_suffix("/v3").unwrap_or(root);
+        let uri = cfg.www_authenticate_uri.as_deref().unwrap_or(&cfg.auth_url);
+        let challenge =
+            HeaderValue::from_str(&format!("Keystone uri=\"{uri}\"")).map_err(|_| {
+                format!("[keystone_authtoken] www_authenticate_uri = {uri} is not valid")
+            })?;
+        let http = reqwest::Client::builder()
+            .timeout(KEYSTONE_TIMEOUT)
+            .connect_timeout(KEYSTONE_TIMEOUT / 2)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client for Keystone: {e}"))?;
+        Ok(KeystoneAuth {
+            v3: format!("{root}/v3"),
+            cfg,
+            challenge,
+            http,
+            service_token: tokio::sync::Mutex::new(None),
+            cache: Mutex::new(TokenCache::default()),
+        })
+    }
+
+    /// Authenticates the request from its `X-Auth-Token` and optional `X-Service-Token`.
+    pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthFailure> {
+        let token = token_header(headers, "x-auth-token")
+            .ok_or_else(|| AuthFailure::Unauthorized("Authentication required".into()))?;
+        let user = self.identify(token).await?;
+        let service_roles = match token_header(headers, "x-service-token") {
+            Some(service) => self.identify(service).await?.roles.clone(),
+            None => Vec::new(),
+        };
+        Ok(Caller {
+            user,
+            service_roles,
+        })
+    }
+
+    /// The response for a failed authentication, in Cinder's fault format.
+    pub(crate) fn reject(&self, failure: &AuthFailure) -> Response {
+        match failure {
+            AuthFailure::Unauthorized(msg) => {
+                let mut resp = fault(StatusCode::UNAUTHORIZED, msg);
+                resp.headers_mut()
+                    .insert("www-authenticate", self.challenge.clone());
+                resp
+            }
+            AuthFailure::Unavailable(msg) => {
+                tracing::error!(error = %msg, "token validation failed");
+                fault(StatusCode::SERVICE_UNAVAILABLE, msg)
+            }
+        }
+    }
+
+    /// The identity behind `token`, from the cache or from Keystone.
+    async fn identify(&self, token: &str) -> Result<Arc<Identity>, AuthFailure> {
+        if let Some(found) = self.cache().get(token, Instant::now()) {
+            return Ok(found);
+        }
+        let mut answer = self.validate(token, false).await;
+        if matches!(answer, Err(Validation::ServiceTokenRejected)) {
+            // Our own token was revoked or expired early: sign in again once.
+            answer = self.validate(token, true).await;
+        }
+        let (identity, expires_at) =
+            match answer {
+                Ok(found) => found,
+                Err(Validation::Failed(f)) => return Err(f),
+                Err(Validation::ServiceTokenRejected) => return Err(AuthFailure::Unavailable(
+                    "Keystone does not accept Scoria's service token; check [keystone_authtoken]."
+                        .into(),
+                )),
+            };
+        let remaining = (expires_at - Utc::now()).to_std().unwrap_or_default();
+        if remaining.is_zero() {
+            return Err(AuthFailure::Unauthorized("The token has expired.".into()));
+        }
+        let identity = Arc::new(identity);
+        let now = Instant::now();
+        let until = now + remaining.min(self.cfg.token_cache_time);
+        self.cache()
+            .insert(token.to_string(), identity.clone(), until, now);
+        Ok(identity)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, TokenCache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `GET /v3/auth/tokens` for `token`, authenticated by the service token.
+    async fn validate(
+        &self,
+        token: &str,
+        renew: bool,
+    ) -> Result<(Identity, DateTime<Utc>), Validation> {
+        let service = self
+            .service_token(renew)
+            .await
+            .map_err(Validation::Failed)?;
+        let resp = self
+            .http
+            .get(format!("{}/auth/tokens", self.v3))
+            .header("x-auth-token", service)
+            .header("x-subject-token", token)
+            .send()
+            .await
+            .map_err(|e| Validation::Failed(self.unreachable(e)))?;
+        match resp.status().as_u16() {
+            200 => {
+                let body: TokenBody = resp.json().await.map_err(|e| {
+                    Validation::Failed(AuthFailure::Unavailable(format!(
+                        "Keystone's token validation answer is not understood: {e}"
+                    )))
+                })?;
+                body.token.into_identity().map_err(Validation::Failed)
+            }
+            401 => Err(Validation::ServiceTokenRejected),
+            400 | 404 => Err(Validation::Failed(AuthFailure::Unauthorized(
+                "The request you have made requires authentication: the token is invalid, \
+                 expired or revoked."
+                    .into(),
+            ))),
+            403 => Err(Validation::Failed(AuthFailure::Unavailable(format!(
+                "Keystone does not let the service user {} validate tokens; give it the \
+                 admin or service role.",
+                self.cfg.username
+            )))),
+            s => Err(Validation::Failed(AuthFailure::Unavailable(format!(
+                "Keystone answered token validation with HTTP {s}."
+            )))),
+        }
+    }
+
+    /// Scoria's own token, signing in when there is none, it is about to
+    /// expire, or `renew` asks for a fresh one.
+    async fn service_token(&self, renew: bool) -> Result<String, AuthFailure> {
+        let mut held = self.service_token.lock().await;
+        if let Some(t) = held
+            .as_ref()
+            .filter(|t| !renew && Instant::now() < t.renew_at)
+        {
+            return Ok(t.token.clone());
+        }
+        *held = None;
+        let fresh = self.sign_in().await?;
+        let token = fresh.token.clone();
+        *held = Some(fresh);
+        Ok(token)
+    }
+
+    /// `POST /v3/auth/tokens` with the service user's password, project-scoped.
+    async fn sign_in(&self) -> Result<ServiceToken, AuthFailure> {
+        let c = &self.cfg;
+        let body = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": c.username,
+                "domain": {"name": c.user_domain_name},
+                "password": c.password,
+            }}},
+            "scope": {"project": {
+                "name": c.project_name,
+                "domain": {"name": c.project_domain_name},
+            }},
+        }});
+        let resp = self
+            .http
+            .post(format!("{}/auth/tokens", self.v3))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(AuthFailure::Unavailable(format!(
+                "Keystone refused Scoria's service credentials (user {} in project {}): HTTP {}.",
+                c.username,
+                c.project_name,
+                status.as_u16()
+            )));
+        }
+        let token = resp
+            .headers()
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                AuthFailure::Unavailable("Keystone issued no X-Subject-Token.".into())
+            })?;
+        let body: TokenBody = resp.json().await.map_err(|e| {
+            AuthFailure::Unavailable(format!("Keystone's token answer is not understood: {e}"))
+        })?;
+        let lifetime = expiry(&body.token.expires_at)
+            .and_then(|at| (at - Utc::now()).to_std().ok())
+            .unwrap_or_default();
+        Ok(ServiceToken {
+            token,
+            renew_at: Instant::now() + lifetime.saturating_sub(SERVICE_TOKEN_MARGIN),
+        })
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> AuthFailure {
+        let what = if e.is_timeout() {
+            "did not answer in time"
+        } else {
+            "is unreachable"
+        };
+        AuthFailure::Unavailable(format!(
+            "The identity service at {} {what}; cannot validate the token.",
+            self.v3
+        ))
+    }
+}
+
+/// Outcome of one validation attempt that is not a plain success.
+#[derive(Debug)]
+enum Validation {
+    Failed(AuthFailure),
+    /// Keystone answered 401: the service token itself is no longer good.
+    ServiceTokenRejected,
+}
+
+/// A token header's value, if present and not blank.
+fn token_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+fn expiry(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The parts of Keystone's token document Scoria uses.
+#[derive(Deserialize)]
+struct TokenBody {
+    token: TokenData,
+}
+
+#[derive(Deserialize)]
+struct TokenData {
+    expires_at: String,
+    user: Named,
+    project: Option<Named>,
+    #[serde(default)]
+    roles: Vec<Named>,
+}
+
+#[derive(Deserialize)]
+struct Named {
+    id: String,
+    #[serde(default)]
+    name: String,
+}
+
+impl TokenData {
+    fn into_identity(self) -> Result<(Identity, DateTime<Utc>), AuthFailure> {
+        let expires_at = expiry(&self.expires_at).ok_or_else(|| {
+            AuthFailure::Unavailable(format!(
+                "Keystone's token expiry '{}' is not a timestamp.",
+                self.expires_at
+            ))
+        })?;
+        let project = self.project.ok_or_else(|| {
+            AuthFailure::Unauthorized("The token is not scoped to a project.".into())
+        })?;
+        let identity = Identity {
+            user_id: self.user.id,
+            project_id: project.id,
+            roles: self.roles.into_iter().map(|r| r.name).collect(),
+        };
+        Ok((identity, expires_at))
+    }
+}
+
+/// Validated tokens until they expire, at most [`CACHE_CAPACITY`] of them.
+#[derive(Default)]
+struct TokenCache {
+    entries: HashMap<String, (Arc<Identity>, Instant)>,
+}
+
+impl TokenCache {
+    fn get(&mut self, token: &str, now: Instant) -> Option<Arc<Identity>> {
+        match self.entries.get(token) {
+            Some((identity, until)) if now < *until => Some(identity.clone()),
+            Some(_) => {
+                self.entries.remove(token);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn insert(&mut self, token: String, identity: Arc<Identity>, until: Instant, now: Instant) {
+        if self.entries.len() >= CACHE_CAPACITY && !self.entries.contains_key(&token) {
+            self.entries.retain(|_, (_, u)| now < *u);
+            if self.entries.len() >= CACHE_CAPACITY {
+                let soonest = self
+                    .entries
+                    .iter()
+                    .min_by_key(|(_, (_, u))| *u)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = soonest {
+                    self.entries.remove(&k);
+                }
+            }
+        }
+        self.entries.insert(token, (identity, until));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use axum::routing::get;
+    use axum::Json;
+
+    use super::*;
+
+    fn identity(user: &str) -> Arc<Identity> {
+        Arc::new(Identity {
+            user_id: user.into(),
+            project_id: "p".into(),
+            roles: vec!["member".into()],
+        })
+    }
+
+    #[test]
+    fn cache_forgets_expired_tokens() {
+        let mut cache = TokenCache::default();
+        let now = Instant::now();
+        cache.insert("t".into(), identity("u"), now + Duration::from_secs(5), now);
+        assert_eq!(cache.get("t", now).unwrap().user_id, "u");
+        assert!(cache.get("t", now + Duration::from_secs(5)).is_none());
+        assert!(
+            cache.entries.is_empty(),
+            "an expired entry is dropped when met"
+        );
+    }
+
+    #[test]
+    fn cache_is_bounded() {
+        let mut cache = TokenCache::default();
+        let now = Instant::now();
+        for i in 0..CACHE_CAPACITY {
+            let until = now + Duration::from_secs(10 + i as u64);
+            cache.insert(format!("t{i}"), identity("u"), until, now);
+        }
+        cache.insert(
+            "late".into(),
+            identity("v"),
+            now + Duration::from_secs(1),
+            now,
+        );
+        assert_eq!(cache.entries.len(), CACHE_CAPACITY);
+        assert!(
+            cache.get("t0", now).is_none(),
+            "the soonest to expire made room"
+        );
+        assert!(cache.get("late", now).is_some());
+        // Expired entries go first when the cache is full.
+        let later = now + Duration::from_secs(20);
+        cache.insert(
+            "new".into(),
+            identity("w"),
+            later + Duration::from_secs(60),
+            later,
+        );
+        assert!(cache.entries.len() < CACHE_CAPACITY);
+        assert!(cache.get("new", later).is_some());
+    }
+
+    #[test]
+    fn options_and_defaults() {
+        let opts = |k: &str| match k {
+            "auth_url" => Some("http://ks:5000/v3/".to_string()),
+            "username" => Some("scoria".into()),
+            "password" => Some("pw".into()),
+            "token_cache_time" => Some("30".into()),
+            _ => None,
+        };
+        let cfg = KeystoneConfig::from_options(opts).unwrap();
+        assert_eq!(cfg.project_name, "service");
+        assert_eq!(cfg.user_domain_name, "Default");
+        assert_eq!(cfg.token_cache_time, Duration::from_secs(30));
+        assert!(
+            !format!("{cfg:?}").contains("pw"),
+            "the password is not logged"
+        );
+        let auth = KeystoneAuth::new(cfg).unwrap();
+        assert_eq!(auth.v3, "http://ks:5000/v3");
+        assert_eq!(auth.challenge, "Keystone uri=\"http://ks:5000/v3/\"");
+        let missing = KeystoneConfig::from_options(|k| opts(k).filter(|_| k != "password"));
+        assert_eq!(
+            missing.unwrap_err(),
+            "[keystone_authtoken] password is not set"
+        );
+    }
+
+    #[test]
+    fn token_headers() {
+        let mut h = HeaderMap::new();
+        assert_eq!(token_header(&h, "x-auth-token"), None);
+        h.insert("x-auth-token", HeaderValue::from_static("  "));
+        assert_eq!(token_header(&h, "x-auth-token"), None);
+        h.insert("x-auth-token", HeaderValue::from_static(" gAAAA "));
+        assert_eq!(token_header(&h, "x-auth-token"), Some("gAAAA"));
+    }
+
+    #[test]
+    fn token_documents() {
+        let body: TokenBody = serde_json::from_value(json!({"token": {
+            "expires_at": "2030-01-02T03:04:05.000000Z",
+            "user": {"id": "u1", "name": "demo"},
+            "project": {"id": "p1", "name": "demo"},
+            "roles": [{"id": "r1", "name": "member"}, {"id": "r2", "name": "reader"}],
+        }}))
+        .unwrap();
+        let (who, at) = body.token.into_identity().unwrap();
+        assert_eq!(who.project_id, "p1");
+        assert_eq!(who.roles, ["member", "reader"]);
+        assert_eq!(at.to_rfc3339(), "2030-01-02T03:04:05+00:00");
+        let unscoped: TokenBody = serde_json::from_value(json!({"token": {
+            "expires_at": "2030-01-02T03:04:05Z", "user": {"id": "u1"},
+        }}))
+        .unwrap();
+        assert!(matches!(
+            unscoped.token.into_identity(),
+            Err(AuthFailure::Unauthorized(_))
+        ));
+    }
+
+    /// A stand-in for Keystone's two token calls: one user token `good`,
+    /// one service token per sign-in (`svc-N`), only the latest accepted.
+    #[derive(Default)]
+    struct FakeKeystone {
+        sign_ins: AtomicUsize,
+        validations: AtomicUsize,
+    }
+
+    async fn issue(State(ks): State<Arc<FakeKeystone>>) -> Response {
+        let n = ks.sign_ins.fetch_add(1, Ordering::SeqCst) + 1;
+        let expires = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+        let mut resp = axum::response::IntoResponse::into_response((
+            StatusCode::CREATED,
+            Json(json!({"token": {"expires_at": expires, "user": {"id": "svc"}}})),
+        ));
+        resp.headers_mut()
+            .insert("x-subject-token", format!("svc-{n}").parse().unwrap());
+        resp
+    }
+
+    async fn check(State(ks): State<Arc<FakeKeystone>>, h: HeaderMap) -> Response {
+        use axum::response::IntoResponse;
+        ks.validations.fetch_add(1, Ordering::SeqCst);
+        let current = format!("svc-{}", ks.sign_ins.load(Ordering::SeqCst));
+        if h.get("x-auth-token").unwrap() != current.as_str() {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        if h.get("x-subject-token").unwrap() != "good" {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        let expires = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+        Json(json!({"token": {
+            "expires_at": expires,
+            "user": {"id": "u1"},
+            "project": {"id": "p1"},
+            "roles": [{"id": "1", "name": "admin"}],
+        }}))
+        .into_response()
+    }
+
+    async fn fake_keystone() -> (String, Arc<FakeKeystone>) {
+        let ks = Arc::new(FakeKeystone::default());
+        let app = axum::Router::new()
+            .route("/v3/auth/tokens", get(check).post(issue))
+            .with_state(ks.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, ks)
+    }
+
+    fn auth_for(url: &str) -> KeystoneAuth {
+        KeystoneAuth::new(KeystoneConfig {
+            auth_url: url.into(),
+            www_authenticate_uri: None,
+            username: "scoria".into(),
+            password: "pw".into(),
+            project_name: "service".into(),
+            user_domain_name: "Default".into(),
+            project_domain_name: "Default".into(),
+            token_cache_time: Duration::from_secs(300),
+        })
+        .unwrap()
+    }
+
+    fn with_token(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-auth-token", token.parse().unwrap());
+        h
+    }
+
+    #[tokio::test]
+    async fn validates_caches_and_renews_the_service_token() {
+        let (url, ks) = fake_keystone().await;
+        let auth = auth_for(&url);
+        let caller = auth.authenticate(&with_token("good")).await.unwrap();
+        assert_eq!(caller.user.project_id, "p1");
+        assert_eq!(caller.user.roles, ["admin"]);
+        auth.authenticate(&with_token("good")).await.unwrap();
+        assert_eq!(
+            ks.validations.load(Ordering::SeqCst),
+            1,
+            "second use is cached"
+        );
+
+        let bad = auth.authenticate(&with_token("garbage")).await.unwrap_err();
+        assert!(matches!(bad, AuthFailure::Unauthorized(_)), "{bad:?}");
+        let resp = auth.reject(&bad);
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            resp.headers()["www-authenticate"],
+            format!("Keystone uri=\"{url}\"").as_str()
+        );
+
+        // Keystone forgets Scoria's token (a new sign-in elsewhere supersedes it).
+        ks.sign_ins.fetch_add(1, Ordering::SeqCst);
+        auth.cache().entries.clear();
+        auth.authenticate(&with_token("good")).await.unwrap();
+        assert_eq!(ks.sign_ins.load(Ordering::SeqCst), 3, "signed in again");
+
+        let mut both = with_token("good");
+        both.insert("x-service-token", "garbage".parse().unwrap());
+        assert!(matches!(
+            auth.authenticate(&both).await,
+            Err(AuthFailure::Unauthorized(_))
+        ));
+        assert!(matches!(
+            auth.authenticate(&HeaderMap::new()).await,
+            Err(AuthFailure::Unauthorized(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn unreachable_keystone_is_a_503() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let auth = auth_for(&format!("http://127.0.0.1:{port}"));
+        let failure = auth.authenticate(&with_token("good")).await.unwrap_err();
+        assert!(
+            matches!(failure, AuthFailure::Unavailable(_)),
+            "{failure:?}"
+        );
+        assert_eq!(
+            auth.reject(&failure).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+}

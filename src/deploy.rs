@@ -1,0 +1,189 @@
+//! The deployment commands: `scoria api`, `scoria scheduler`, `scoria volume`
+//! and `scoria db upgrade`, each a separate process sharing one database and
+//! one RabbitMQ broker, configured by an INI file (cinder.conf option names).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context};
+use scoria_api::AuthStrategy;
+use scoria_bus::Bus;
+use scoria_db::Db;
+use tokio::sync::watch;
+
+use crate::config::{self, Ini};
+use crate::services::{self, Site, Task};
+
+/// Everything a deployment process reads from its configuration.
+pub struct Deployment {
+    pub ini: Ini,
+    pub site: Site,
+}
+
+impl Deployment {
+    /// Loads the INI file (if any) and the `SCORIA_*` overrides.
+    pub fn load(config_file: Option<&Path>) -> anyhow::Result<Self> {
+        let ini = Ini::load(config_file)?;
+        let d = "DEFAULT";
+        let host = ini
+            .get(d, "host")
+            .map(str::to_string)
+            .unwrap_or_else(services::host_name);
+        let mut site = Site::new(host, ini.get_or(d, "storage_availability_zone", "nova"));
+        site.stats_interval = ini.seconds(d, "backend_stats_polling_interval", 10)?;
+        site.report_interval = ini.seconds(d, "report_interval", 10)?;
+        site.service_down_time = ini.seconds(d, "service_down_time", 60)?;
+        site.rpc_timeout = ini.seconds(d, "rpc_response_timeout", 60)?;
+        site.placement.max_attempts = ini.number(d, "scheduler_max_attempts", 3)? as u32;
+        if site.placement.max_attempts == 0 {
+            bail!("[DEFAULT] scheduler_max_attempts must be at least 1");
+        }
+        if let Some(m) = ini.get(d, "capacity_weight_multiplier") {
+            site.placement.capacity_weight_multiplier = m.parse().with_context(|| {
+                format!("[DEFAULT] capacity_weight_multiplier = {m} is not a number")
+            })?;
+        }
+        Ok(Deployment { ini, site })
+    }
+
+    /// Connects to the database named by `[database] connection`.
+    pub async fn db(&self) -> anyhow::Result<Db> {
+        Ok(Db::connect(&config::database_url(&self.ini)?).await?)
+    }
+
+    /// Connects to the broker named by `[DEFAULT] transport_url`.
+    pub async fn bus(&self) -> anyhow::Result<Bus> {
+        let url = self.ini.get("DEFAULT", "transport_url").ok_or_else(|| {
+            anyhow!(
+                "[DEFAULT] transport_url is not set (e.g. rabbit://guest:guest@127.0.0.1:5672/)"
+            )
+        })?;
+        Ok(Bus::amqp(&amqp_url(url)?).await?)
+    }
+}
+
+/// Turns oslo.messaging's `rabbit://user:pass@host:port/vhost` into an AMQP URI.
+pub fn amqp_url(transport_url: &str) -> anyhow::Result<String> {
+    let rest = transport_url
+        .strip_prefix("rabbit://")
+        .or_else(|| transport_url.strip_prefix("amqp://"))
+        .ok_or_else(|| {
+            anyhow!("transport_url '{transport_url}' must start with rabbit:// or amqp://")
+        })?;
+    // oslo.messaging allows several hosts separated by commas; one is enough here.
+    let rest = rest.split(',').next().unwrap_or(rest);
+    let (authority, vhost) = rest.split_once('/').unwrap_or((rest, ""));
+    let vhost = if vhost.is_empty() || vhost == "/" {
+        "%2f"
+    } else {
+        vhost
+    };
+    Ok(format!("amqp://{authority}/{vhost}"))
+}
+
+/// Runs service tasks until SIGTERM, then lets their in-flight work finish.
+async fn until_stopped(stop: watch::Sender<bool>, tasks: Vec<Task>) -> anyhow::Result<()> {
+    services::stop_signal().await;
+    tracing::info!("stopping: finishing in-flight work");
+    let _ = stop.send(true);
+    services::join_all(tasks).await
+}
+
+/// `scoria db upgrade`.
+pub async fn db_upgrade(dep: &Deployment) -> anyhow::Result<()> {
+    let db = dep.db().await?;
+    db.migrate().await?;
+    db.ensure_default_type().await?;
+    tracing::info!("database is up to date");
+    Ok(())
+}
+
+/// `scoria scheduler`.
+pub async fn scheduler(dep: &Deployment) -> anyhow::Result<()> {
+    let (db, bus) = (dep.db().await?, dep.bus().await?);
+    let (stop, stopped) = watch::channel(false);
+    let task = services::spawn_scheduler(&db, &bus, &dep.site, stopped);
+    until_stopped(stop, vec![task]).await
+}
+
+/// `scoria volume`: one volume service per enabled backend (or only `only`).
+pub async fn volume(dep: &Deployment, only: Option<&str>) -> anyhow::Result<()> {
+    let mut backends = config::backends(&dep.ini)?;
+    if let Some(name) = only {
+        backends.retain(|b| b.name == name);
+        if backends.is_empty() {
+            bail!("backend '{name}' is not in [DEFAULT] enabled_backends");
+        }
+    }
+    if backends.is_empty() {
+        bail!("[DEFAULT] enabled_backends names no backend");
+    }
+    let (db, bus) = (dep.db().await?, dep.bus().await?);
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for b in &backends {
+        tasks.push(services::spawn_volume(
+            &db,
+            &bus,
+            &dep.site,
+            b,
+            stopped.clone(),
+        )?);
+    }
+    until_stopped(stop, tasks).await
+}
+
+/// The authentication the api uses, from `[DEFAULT] auth_strategy`.
+fn auth(dep: &Deployment) -> anyhow::Result<AuthStrategy> {
+    match dep.ini.get_or("DEFAULT", "auth_strategy", "keystone") {
+        "noauth" => Ok(AuthStrategy::NoAuth),
+        other => {
+            bail!("[DEFAULT] auth_strategy = {other} is not supported (use noauth or keystone)")
+        }
+    }
+}
+
+/// `scoria api`.
+pub async fn api(dep: &Deployment) -> anyhow::Result<()> {
+    let (db, bus) = (dep.db().await?, dep.bus().await?);
+    let listen: SocketAddr = format!(
+        "{}:{}",
+        dep.ini
+            .get_or("DEFAULT", "osapi_volume_listen", "127.0.0.1"),
+        dep.ini
+            .get_or("DEFAULT", "osapi_volume_listen_port", "8776")
+    )
+    .parse()
+    .context("[DEFAULT] osapi_volume_listen / osapi_volume_listen_port")?;
+    let state = services::api_state(&db, &bus, &dep.site, auth(dep)?);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(%listen, "scoria api ready");
+    axum::serve(listener, scoria_api::router(state))
+        .with_graceful_shutdown(services::stop_signal())
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::amqp_url;
+
+    #[test]
+    fn transport_urls() {
+        assert_eq!(
+            amqp_url("rabbit://guest:guest@127.0.0.1:5672/").unwrap(),
+            "amqp://guest:guest@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            amqp_url("rabbit://u:p@h:5672/prod").unwrap(),
+            "amqp://u:p@h:5672/prod"
+        );
+        assert_eq!(
+            amqp_url("rabbit://u:p@h1:5672,u:p@h2:5672/").unwrap(),
+            "amqp://u:p@h1:5672/%2f"
+        );
+        assert!(amqp_url("kafka://h").is_err());
+    }
+}
