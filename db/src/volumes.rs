@@ -390,6 +390,18 @@ impl Db {
             .collect()
     }
 
+    /// Sum of volume sizes per pool (`host@backend#pool`), over every backend.
+    pub async fn allocated_by_pool_all(&self) -> Result<Vec<(String, i64)>> {
+        let sql = Sql::new(
+            "SELECT host, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS gb FROM volumes \
+             WHERE host IS NOT NULL GROUP BY host",
+        );
+        let rows = sql.query().fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter()
+            .map(|r| Ok((get_str(r, "host")?, get_i64(r, "gb")?)))
+            .collect()
+    }
+
     /// Whether any volume uses the type.
     pub async fn volume_type_in_use(&self, type_id: &str) -> Result<bool> {
         let mut sql = Sql::new("SELECT id FROM volumes WHERE volume_type_id = ");

@@ -1,7 +1,7 @@
 //! The scheduler's in-memory view of every pool: the latest stats report of
 //! each backend plus what this scheduler placed since that report.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use scoria_core::capacity::{
     capacity_factors, effective_ratio, Capacity, CapacityFactors, OverSubscription,
@@ -170,6 +170,17 @@ impl PoolBook {
         }
     }
 
+    /// Accounts for placements made by any scheduler since each pool's report:
+    /// `allocated` is the database's sum of volume sizes per pool, and what
+    /// exceeds the reported allocation was placed after the report.
+    pub fn sync_allocated(&mut self, allocated: &HashMap<String, f64>) {
+        for (name, state) in &mut self.pools {
+            let now = allocated.get(name).copied().unwrap_or(0.0);
+            let since_report = now - state.stats.allocated_capacity_gb;
+            state.consumed_gb = state.consumed_gb.max(since_report);
+        }
+    }
+
     /// Forgets a backend (`host@backend`) and its pools.
     pub fn remove_backend(&mut self, backend: &str) {
         self.reports.remove(backend);
@@ -246,6 +257,21 @@ pub(crate) mod tests {
 
     fn gb(v: f64) -> Capacity {
         Capacity::Gb(v)
+    }
+
+    #[test]
+    fn placements_of_other_schedulers_count_through_the_database() {
+        let mut stats = pool_stats("p", gb(100.0), gb(80.0));
+        stats.allocated_capacity_gb = 20.0;
+        let mut book = PoolBook::default();
+        book.update(report("h@b", T1, vec![stats]));
+        // Another scheduler placed 5 GiB since the report; this one placed 2.
+        book.consume("h@b#p", 2.0);
+        book.sync_allocated(&HashMap::from([("h@b#p".to_string(), 25.0)]));
+        assert_eq!(book.get("h@b#p").unwrap().free(), gb(75.0));
+        // The database never lowers what this scheduler knows it placed.
+        book.sync_allocated(&HashMap::from([("h@b#p".to_string(), 20.0)]));
+        assert_eq!(book.get("h@b#p").unwrap().allocated(), 25.0);
     }
 
     #[test]

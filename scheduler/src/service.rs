@@ -1,7 +1,7 @@
 //! The scheduler service: keeps the pool book fresh from stats reports and the
 //! database, places each volume, and hands it to the chosen backend.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,11 +169,11 @@ impl Scheduler {
             return self.cast_create(ctx, spec, host.clone()).await;
         }
         self.wait_for_stats().await?;
-        let mut placement = self.place(&spec).await;
+        let mut placement = self.place(&spec).await?;
         if placement.is_err() {
             // Reports may have reached the database but not this scheduler yet.
             self.refresh().await?;
-            placement = self.place(&spec).await;
+            placement = self.place(&spec).await?;
         }
         let creating = [VolumeStatus::Creating];
         match placement {
@@ -228,11 +228,21 @@ impl Scheduler {
     }
 
     /// Picks a pool and books the volume's size on it.
-    async fn place(&self, spec: &RequestSpec) -> Result<Placement, NoValidBackend> {
+    async fn place(&self, spec: &RequestSpec) -> Result<Result<Placement, NoValidBackend>> {
+        let allocated: HashMap<String, f64> = self
+            .db
+            .allocated_by_pool_all()
+            .await?
+            .into_iter()
+            .map(|(pool, gb)| (pool, gb as f64))
+            .collect();
         let mut book = self.book.lock().await;
-        let p = select(&book, spec, &self.cfg.placement)?;
-        book.consume(&p.pool, spec.size as f64);
-        Ok(p)
+        book.sync_allocated(&allocated);
+        let placement = select(&book, spec, &self.cfg.placement);
+        if let Ok(p) = &placement {
+            book.consume(&p.pool, spec.size as f64);
+        }
+        Ok(placement)
     }
 
     async fn cast_create(
