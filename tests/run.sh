@@ -7,7 +7,8 @@
 #      running (used by the multi-process tests of later issues);
 #   2. a 1 GiB XFS filesystem with reflink, loop-mounted, exported as
 #      SCORIA_REFLINK_DIR for the file driver's reflink compliance test;
-#   3. the Python venv .venv with the real OpenStack clients;
+#   3. the Python venvs: .venv with the real OpenStack clients, .venv-keystone
+#      with Keystone (tests/keystone);
 #   4. cargo fmt --check, cargo build, cargo clippy -D warnings;
 #   5. cargo test (plus the ignored reflink test of scoria-drivers);
 #   6. the end-to-end tests, tests/e2e, with pytest.
@@ -149,6 +150,11 @@ setup_venv() {
     echo "$want" >"$stamp"
 }
 
+# Keystone from PyPI in .venv-keystone, for tests/e2e/test_keystone.py.
+setup_keystone_venv() {
+    tests/keystone/setup_venv.sh || die "building .venv-keystone failed"
+}
+
 # ----------------------------------------------------------------- running
 
 FAILED=()
@@ -172,6 +178,7 @@ ensure_postgres
 ensure_rabbitmq
 setup_reflink_fs
 setup_venv
+setup_keystone_venv
 
 export PATH="$ROOT/.venv/bin:$PATH"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -183,7 +190,9 @@ cargo build --workspace --all-targets || die "cargo build failed"
 
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test" cargo test --workspace
-step "reflink test" cargo test -p scoria-drivers -- --ignored
+# Workspace-wide selection reuses the build above (a -p selection resolves
+# features differently and would rebuild every dependency).
+step "reflink test" cargo test --workspace --test file_compliance -- --ignored
 
 export SCORIA_BIN="${SCORIA_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/scoria}"
 step "e2e (pytest)" .venv/bin/pytest -p no:cacheprovider -v -rfEs tests/e2e
