@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
-use scoria_api::AuthStrategy;
+use scoria_api::{AuthStrategy, KeystoneConfig};
 use scoria_bus::Bus;
 use scoria_db::Db;
 use tokio::sync::watch;
@@ -137,6 +137,13 @@ pub async fn volume(dep: &Deployment, only: Option<&str>) -> anyhow::Result<()> 
 fn auth(dep: &Deployment) -> anyhow::Result<AuthStrategy> {
     match dep.ini.get_or("DEFAULT", "auth_strategy", "keystone") {
         "noauth" => Ok(AuthStrategy::NoAuth),
+        "keystone" => {
+            let cfg = KeystoneConfig::from_options(|k| {
+                dep.ini.get("keystone_authtoken", k).map(str::to_string)
+            })
+            .map_err(|e| anyhow!(e))?;
+            AuthStrategy::keystone(cfg).map_err(|e| anyhow!(e))
+        }
         other => {
             bail!("[DEFAULT] auth_strategy = {other} is not supported (use noauth or keystone)")
         }
