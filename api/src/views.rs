@@ -20,7 +20,7 @@ pub fn volume_summary(ctx: &Ctx, v: &Volume) -> Value {
 
 /// The detail view; `extended` adds the `os-vol-*` attributes shown on
 /// show and list (not on create and update responses).
-pub fn volume_detail(ctx: &Ctx, v: &Volume, type_name: Option<&str>, extended: bool) -> Value {
+pub fn volume_detail(ctx: &Ctx, v: &Volume, extended: bool) -> Value {
     let admin = ctx.rc.is_admin;
     let mut metadata: Map<String, Value> = v
         .metadata
@@ -41,7 +41,7 @@ pub fn volume_detail(ctx: &Ctx, v: &Volume, type_name: Option<&str>, extended: b
         "updated_at": v.updated_at,
         "name": v.name,
         "description": v.description,
-        "volume_type": type_name.or(v.volume_type_id.as_deref()),
+        "volume_type": v.volume_type_name.as_deref().or(v.volume_type_id.as_deref()),
         "snapshot_id": v.snapshot_id,
         "source_volid": v.source_volid,
         "metadata": metadata,

@@ -1,7 +1,5 @@
 //! `/volumes`: create, list, show, update, delete, summary.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -39,27 +37,6 @@ pub(crate) async fn visible_volume(state: &ApiState, ctx: &Ctx, id: &str) -> Api
     let v = state.db.get_volume(id).await?;
     ctx.check_project(&v.project_id, "Volume", id)?;
     Ok(v)
-}
-
-/// Volume type names by id, for views.
-pub(crate) async fn type_names(state: &ApiState) -> ApiResult<HashMap<String, String>> {
-    Ok(state
-        .db
-        .list_volume_types(false)
-        .await?
-        .into_iter()
-        .map(|t| (t.id, t.name))
-        .collect())
-}
-
-async fn type_name(state: &ApiState, v: &Volume) -> Option<String> {
-    let id = v.volume_type_id.as_deref()?;
-    state.db.get_volume_type(id).await.ok().map(|t| t.name)
-}
-
-/// Renders one volume with its type's name.
-pub(crate) async fn render(state: &ApiState, ctx: &Ctx, v: &Volume, extended: bool) -> Value {
-    views::volume_detail(ctx, v, type_name(state, v).await.as_deref(), extended)
 }
 
 fn first_of(m: &Map<String, Value>, keys: [&str; 2]) -> Result<Option<String>, ApiError> {
@@ -221,6 +198,7 @@ async fn create(
         host: None,
         availability_zone: zone,
         volume_type_id: Some(volume_type.id.clone()),
+        volume_type_name: Some(volume_type.name.clone()),
         snapshot_id,
         source_volid,
         bootable: false,
@@ -253,7 +231,7 @@ async fn create(
         ))));
     }
     tracing::info!(volume = %vol.id, size, "volume accepted");
-    let view = views::volume_detail(&ctx, &vol, Some(&volume_type.name), false);
+    let view = views::volume_detail(&ctx, &vol, false);
     Ok((StatusCode::ACCEPTED, Json(json!({ "volume": view }))).into_response())
 }
 
@@ -328,21 +306,11 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<VolumeQuery> {
 async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiResult<Json<Value>> {
     let q = query(&ctx, &params)?;
     let volumes = state.db.list_volumes(&q).await?;
-    let names = if detail {
-        type_names(&state).await?
-    } else {
-        HashMap::new()
-    };
     let items: Vec<Value> = volumes
         .iter()
         .map(|v| {
             if detail {
-                let tn = v
-                    .volume_type_id
-                    .as_ref()
-                    .and_then(|id| names.get(id))
-                    .map(String::as_str);
-                views::volume_detail(&ctx, v, tn, true)
+                views::volume_detail(&ctx, v, true)
             } else {
                 views::volume_summary(&ctx, v)
             }
@@ -405,7 +373,7 @@ async fn show(
 ) -> ApiResult<Json<Value>> {
     let v = visible_volume(&state, &ctx, &p.id).await?;
     Ok(Json(
-        json!({ "volume": render(&state, &ctx, &v, true).await }),
+        json!({ "volume": views::volume_detail(&ctx, &v, true) }),
     ))
 }
 
@@ -458,7 +426,7 @@ async fn update(
     }
     let v = state.db.get_volume(&v.id).await?;
     Ok(Json(
-        json!({ "volume": render(&state, &ctx, &v, false).await }),
+        json!({ "volume": views::volume_detail(&ctx, &v, false) }),
     ))
 }
 

@@ -27,6 +27,8 @@ pub struct Volume {
     pub host: Option<String>,
     pub availability_zone: String,
     pub volume_type_id: Option<String>,
+    /// The volume type's name, read along with the volume (never written).
+    pub volume_type_name: Option<String>,
     pub snapshot_id: Option<String>,
     pub source_volid: Option<String>,
     pub bootable: bool,

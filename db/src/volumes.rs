@@ -125,7 +125,10 @@ impl<'a> VolumeGuard<'a> {
 const COLUMNS: &str = "v.id, v.project_id, v.user_id, v.name, v.description, v.size, v.status, \
     v.previous_status, v.attach_status, v.host, v.availability_zone, v.volume_type_id, \
     v.snapshot_id, v.source_volid, v.bootable, v.multiattach, v.provider_location, \
-    v.admin_metadata, v.created_at, v.updated_at";
+    v.admin_metadata, v.created_at, v.updated_at, t.name AS volume_type_name";
+
+/// Volumes with their type's name.
+const FROM: &str = "volumes v LEFT JOIN volume_types t ON t.id = v.volume_type_id";
 
 fn from_row(row: &AnyRow) -> Result<Volume> {
     let admin: String = get_str(row, "admin_metadata")?;
@@ -142,6 +145,7 @@ fn from_row(row: &AnyRow) -> Result<Volume> {
         host: get_opt(row, "host")?,
         availability_zone: get_str(row, "availability_zone")?,
         volume_type_id: get_opt(row, "volume_type_id")?,
+        volume_type_name: get_opt(row, "volume_type_name")?,
         snapshot_id: get_opt(row, "snapshot_id")?,
         source_volid: get_opt(row, "source_volid")?,
         bootable: get_bool(row, "bootable")?,
@@ -239,7 +243,7 @@ impl Db {
 
     /// One volume with its metadata, or 404.
     pub async fn get_volume(&self, id: &str) -> Result<Volume> {
-        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM volumes v WHERE v.id = "));
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM {FROM} WHERE v.id = "));
         sql.bind(id);
         let row = sql
             .query()
@@ -255,7 +259,7 @@ impl Db {
     /// A page of volumes matching `q`, with their metadata.
     pub async fn list_volumes(&self, q: &VolumeQuery) -> Result<Vec<Volume>> {
         check_marker(&self.pool, "volumes", &q.page.marker).await?;
-        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM volumes v"));
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM {FROM}"));
         push_filters(&mut sql, q);
         q.page.apply(&mut sql, "volumes", "v");
         let rows = sql.query().fetch_all(&self.pool).await.map_err(db_err)?;
@@ -359,7 +363,7 @@ impl Db {
         backend: Option<&str>,
     ) -> Result<Vec<Volume>> {
         let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
-        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM volumes v WHERE "));
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM {FROM} WHERE "));
         sql.push_in("v.status", &names);
         match backend {
             Some("") => {

@@ -23,6 +23,7 @@ fn volume(project: &str, name: &str, size: i64) -> Volume {
         host: Some("h@b#p".into()),
         availability_zone: "nova".into(),
         volume_type_id: None,
+        volume_type_name: None,
         snapshot_id: None,
         source_volid: None,
         bootable: false,
