@@ -76,21 +76,12 @@ async fn list(State(s): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult<
     ctx.require_version(MESSAGES_VERSION)?;
     let q = query(&ctx, &params)?;
     let messages = s.db.list_messages(&q).await?;
-    let mut body =
-        json!({ "messages": messages.iter().map(|m| view(&ctx, m)).collect::<Vec<_>>() });
-    if ctx.version.at_least(PAGING_VERSION) {
-        let last = messages.last().map(|m| m.id.as_str());
-        if let Some(next) = paging::next_link(
-            &ctx.link_base,
-            "messages",
-            &params,
-            &q.page,
-            messages.len(),
-            last,
-        ) {
-            body["messages_links"] = next;
-        }
+    let items: Vec<Value> = messages.iter().map(|m| view(&ctx, m)).collect();
+    if !ctx.version.at_least(PAGING_VERSION) {
+        return Ok(Json(json!({ "messages": items })));
     }
+    let last = messages.last().map(|m| m.id.as_str());
+    let body = paging::listing(&ctx, "messages", "messages", &params, &q.page, items, last);
     Ok(Json(body))
 }
 

@@ -3,6 +3,7 @@
 use scoria_db::{Page, SortDir, SortKey};
 use serde_json::{json, Value};
 
+use crate::context::Ctx;
 use crate::extract::Params;
 use crate::fault::{bad_request, ApiError};
 
@@ -80,7 +81,7 @@ pub fn page(params: &Params, allowed: &[SortKey]) -> Result<Page, ApiError> {
 }
 
 /// `[{"rel": "next", "href": …}]` when the page is full, else `None`.
-pub fn next_link(
+fn next_link(
     base: &str,
     path: &str,
     params: &Params,
@@ -101,4 +102,23 @@ pub fn next_link(
     pairs.push(("marker".into(), last_id?.to_string()));
     let query = serde_urlencoded::to_string(&pairs).ok()?;
     Some(json!([{ "rel": "next", "href": format!("{base}/{path}?{query}") }]))
+}
+
+/// A listing body: `{key: items}`, plus `{key}_links` with the next page when
+/// this one is full. `path` is the collection's path under the API base.
+pub fn listing(
+    ctx: &Ctx,
+    key: &str,
+    path: &str,
+    params: &Params,
+    page: &Page,
+    items: Vec<Value>,
+    last_id: Option<&str>,
+) -> Value {
+    let count = items.len();
+    let mut out = json!({ key: items });
+    if let Some(links) = next_link(&ctx.link_base, path, params, page, count, last_id) {
+        out[format!("{key}_links")] = links;
+    }
+    out
 }

@@ -127,23 +127,7 @@ async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiRes
         ..Default::default()
     };
     if let (Some(meta), true) = (params.get("metadata"), ctx.version.at_least(22)) {
-        let as_json = meta.replace('\'', "\"");
-        let parsed: Map<String, Value> = serde_json::from_str(&as_json).map_err(|_| {
-            bad_request(format!(
-                "Invalid input received: metadata filter '{meta}' must be a dictionary."
-            ))
-        })?;
-        q.metadata = parsed
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    k,
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string()),
-                )
-            })
-            .collect();
+        q.metadata = validate::metadata_filter(meta)?;
     }
     let snaps = state.db.list_snapshots(&q).await?;
     let items: Vec<Value> = snaps
@@ -155,17 +139,8 @@ async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiRes
     } else {
         "snapshots"
     };
-    let mut out = json!({ "snapshots": items });
-    if let Some(links) = paging::next_link(
-        &ctx.link_base,
-        path,
-        &params,
-        &q.page,
-        snaps.len(),
-        snaps.last().map(|s| s.id.as_str()),
-    ) {
-        out["snapshots_links"] = links;
-    }
+    let last = snaps.last().map(|s| s.id.as_str());
+    let out = paging::listing(&ctx, "snapshots", path, &params, &q.page, items, last);
     Ok(Json(out))
 }
 

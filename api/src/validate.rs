@@ -3,7 +3,7 @@
 use scoria_core::model::Metadata;
 use serde_json::{Map, Value};
 
-use crate::fault::{bad_request, ApiError};
+use crate::fault::{bad_request, ApiError, ApiResult};
 
 /// Longest name or description accepted.
 pub const MAX_TEXT: usize = 255;
@@ -129,5 +129,36 @@ pub fn opt_id(m: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiEr
         Some(other) => Err(bad_request(format!(
             "Invalid input for field/attribute {key}. Value: {other}. It must be a string id."
         ))),
+    }
+}
+
+/// Parses a metadata filter sent as a Python dict literal (`{'k': 'v'}`) or JSON.
+pub fn metadata_filter(text: &str) -> ApiResult<Vec<(String, String)>> {
+    let as_json = text.replace('\'', "\"");
+    let parsed: Map<String, Value> = serde_json::from_str(&as_json)
+        .map_err(|_| bad_request(format!("Invalid input received: metadata filter '{text}' must be a dictionary such as {{'key': 'value'}}.")))?;
+    Ok(parsed
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            )
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metadata_filter;
+
+    #[test]
+    fn metadata_filter_forms() {
+        let pair = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        assert_eq!(metadata_filter("{'a': 'b'}").unwrap(), pair("a", "b"));
+        assert_eq!(metadata_filter("{\"k\": \"v\"}").unwrap(), pair("k", "v"));
+        assert!(metadata_filter("k=v").is_err());
     }
 }

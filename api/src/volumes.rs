@@ -235,24 +235,6 @@ async fn create(
     Ok((StatusCode::ACCEPTED, Json(json!({ "volume": view }))).into_response())
 }
 
-/// Parses a metadata filter sent as a Python dict literal (`{'k': 'v'}`) or JSON.
-fn parse_metadata_filter(text: &str) -> ApiResult<Vec<(String, String)>> {
-    let as_json = text.replace('\'', "\"");
-    let parsed: Map<String, Value> = serde_json::from_str(&as_json)
-        .map_err(|_| bad_request(format!("Invalid input received: metadata filter '{text}' must be a dictionary such as {{'key': 'value'}}.")))?;
-    Ok(parsed
-        .into_iter()
-        .map(|(k, v)| {
-            (
-                k,
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string()),
-            )
-        })
-        .collect())
-}
-
 fn all_tenants(ctx: &Ctx, params: &Params) -> bool {
     ctx.rc.is_admin
         && params
@@ -298,7 +280,7 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<VolumeQuery> {
         })?);
     }
     if let Some(meta) = params.get("metadata") {
-        q.metadata = parse_metadata_filter(meta)?;
+        q.metadata = validate::metadata_filter(meta)?;
     }
     Ok(q)
 }
@@ -317,17 +299,8 @@ async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiRes
         })
         .collect();
     let path = if detail { "volumes/detail" } else { "volumes" };
-    let mut out = json!({ "volumes": items });
-    if let Some(links) = paging::next_link(
-        &ctx.link_base,
-        path,
-        &params,
-        &q.page,
-        volumes.len(),
-        volumes.last().map(|v| v.id.as_str()),
-    ) {
-        out["volumes_links"] = links;
-    }
+    let last = volumes.last().map(|v| v.id.as_str());
+    let out = paging::listing(&ctx, "volumes", path, &params, &q.page, items, last);
     Ok(Json(out))
 }
 
@@ -552,22 +525,4 @@ async fn mark_snapshots_deleting(state: &ApiState, volume_id: &str) -> ApiResult
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_metadata_filter;
-
-    #[test]
-    fn metadata_filter_forms() {
-        assert_eq!(
-            parse_metadata_filter("{'a': 'b'}").unwrap(),
-            vec![("a".to_string(), "b".to_string())]
-        );
-        assert_eq!(
-            parse_metadata_filter("{\"k\": \"v\"}").unwrap(),
-            vec![("k".to_string(), "v".to_string())]
-        );
-        assert!(parse_metadata_filter("k=v").is_err());
-    }
 }
