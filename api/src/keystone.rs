@@ -337,9 +337,11 @@ impl KeystoneAuth {
         let lifetime = expiry(&body.token.expires_at)
             .and_then(|at| (at - Utc::now()).to_std().ok())
             .unwrap_or_default();
+        // Renew ahead of expiry: by the margin, or at half-life for short-lived tokens.
+        let ahead = SERVICE_TOKEN_MARGIN.min(lifetime / 2);
         Ok(ServiceToken {
             token,
-            renew_at: Instant::now() + lifetime.saturating_sub(SERVICE_TOKEN_MARGIN),
+            renew_at: Instant::now() + lifetime - ahead,
         })
     }
 

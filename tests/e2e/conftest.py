@@ -581,3 +581,7 @@ def pytest_runtest_makereport(item, call):
 def osc(server) -> Callable[..., Any]:
     """`osc("volume", "show", "v1")` -> parsed `-f json` output (see ScoriaServer.osc)."""
     return server.osc
+
+
+# Keystone fixtures (tests/e2e/keystone_fixture.py).
+from keystone_fixture import keystone, keystone_scoria  # noqa: E402,F401
