@@ -1,0 +1,150 @@
+//! The few Cinder v3 calls the benchmark makes, over one pooled HTTP client.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT};
+use reqwest::{Client, StatusCode, Url};
+use serde_json::{json, Value};
+
+/// noauth token: user `bench` in project `bench`.
+const TOKEN: &str = "bench:bench";
+/// How often a new volume's status is polled.
+const POLL_EVERY: Duration = Duration::from_millis(2);
+/// Longest wait for one volume to become available or to disappear.
+const VOLUME_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for one HTTP request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client of one Scoria API on the loopback interface.
+#[derive(Clone)]
+pub struct Api {
+    http: Client,
+    root: String,
+}
+
+impl Api {
+    /// A client for the API at `root` (e.g. `http://127.0.0.1:8776`, a
+    /// trailing `/v3` is accepted); anything but a loopback address is refused.
+    pub fn new(root: &str) -> Result<Api> {
+        let url = Url::parse(root).with_context(|| format!("'{root}' is not a URL"))?;
+        if !matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")) {
+            bail!("the benchmark only sends traffic to loopback; '{root}' is not");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("x-auth-token", HeaderValue::from_static(TOKEN));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let http = Client::builder()
+            .default_headers(headers)
+            .no_proxy()
+            .timeout(REQUEST_TIMEOUT)
+            .pool_max_idle_per_host(64)
+            .build()?;
+        let root = root.trim_end_matches('/').trim_end_matches("/v3");
+        Ok(Api {
+            http,
+            root: root.to_string(),
+        })
+    }
+
+    /// The API's root URL.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v3{path}", self.root)
+    }
+
+    /// Whether `GET /` answers (Cinder's 300 version list) and the scheduler
+    /// can place on at least one pool.
+    pub async fn ready(&self) -> bool {
+        let answers = self
+            .http
+            .get(format!("{}/", self.root))
+            .send()
+            .await
+            .is_ok();
+        answers
+            && self
+                .get_json("/scheduler-stats/get_pools")
+                .await
+                .is_ok_and(|v| v["pools"].as_array().is_some_and(|p| !p.is_empty()))
+    }
+
+    async fn get_json(&self, path: &str) -> Result<Value> {
+        let resp = self.http.get(self.url(path)).send().await?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!("GET {path}: {status}");
+        }
+        Ok(resp.json().await?)
+    }
+
+    /// GETs `path` and reads the whole body; fails unless the status is 2xx.
+    pub async fn fetch(&self, path: &str) -> Result<()> {
+        let resp = self.http.get(self.url(path)).send().await?;
+        let status = resp.status();
+        resp.bytes().await?;
+        if !status.is_success() {
+            bail!("GET {path}: {status}");
+        }
+        Ok(())
+    }
+
+    /// Creates a 1 GiB volume and returns its id.
+    pub async fn create(&self) -> Result<String> {
+        let resp = self
+            .http
+            .post(self.url("/volumes"))
+            .json(&json!({"volume": {"size": 1}}))
+            .send()
+            .await?;
+        let status = resp.status();
+        let body: Value = resp.json().await.context("POST /volumes: no JSON body")?;
+        if status != StatusCode::ACCEPTED {
+            bail!("POST /volumes: {status}: {body}");
+        }
+        body["volume"]["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("POST /volumes: no id in {body}"))
+    }
+
+    /// Polls a volume every 2 ms until it is available; fails when it goes
+    /// to an error status or takes longer than a minute.
+    pub async fn wait_available(&self, id: &str) -> Result<()> {
+        let deadline = Instant::now() + VOLUME_TIMEOUT;
+        loop {
+            tokio::time::sleep(POLL_EVERY).await;
+            let body = self.get_json(&format!("/volumes/{id}")).await?;
+            match body["volume"]["status"].as_str() {
+                Some("available") => return Ok(()),
+                Some(s) if s.starts_with("error") => bail!("volume {id} went to {s}"),
+                s if Instant::now() > deadline => {
+                    bail!("volume {id} still {s:?} after {VOLUME_TIMEOUT:?}")
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Deletes a volume and waits until it is gone (at most a minute).
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        let path = format!("/volumes/{id}");
+        let resp = self.http.delete(self.url(&path)).send().await?;
+        let status = resp.status();
+        if status != StatusCode::ACCEPTED {
+            bail!("DELETE {path}: {status}: {}", resp.text().await?);
+        }
+        let deadline = Instant::now() + VOLUME_TIMEOUT;
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let status = self.http.get(self.url(&path)).send().await?.status();
+            if status == StatusCode::NOT_FOUND {
+                return Ok(());
+            }
+        }
+        bail!("volume {id} still present {VOLUME_TIMEOUT:?} after DELETE")
+    }
+}

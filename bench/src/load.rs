@@ -1,0 +1,256 @@
+//! The measured phases: concurrent workers running a job a bounded number of
+//! times within a time cap, and what they saw.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use tokio::task::JoinSet;
+
+use crate::api::Api;
+
+/// Most requests a request-rate phase makes, whatever its duration.
+const MAX_RATE_REQUESTS: usize = 10_000_000;
+/// Workers deleting volumes at the end.
+const DELETE_CONCURRENCY: usize = 8;
+
+/// The volumes this run created: all of them for the clean-up, the available
+/// ones for the show phase.
+#[derive(Default)]
+pub struct Volumes {
+    created: Mutex<Vec<String>>,
+    available: Mutex<Vec<String>>,
+}
+
+impl Volumes {
+    fn available(&self) -> Vec<String> {
+        self.available.lock().unwrap().clone()
+    }
+}
+
+/// What one phase measured.
+#[derive(Debug)]
+pub struct Phase {
+    /// What was done, e.g. `create→available`.
+    pub name: String,
+    /// Short identifier used in figure names, e.g. `create_c8`.
+    pub key: String,
+    /// What one success is: `volumes` or `requests`.
+    pub unit: &'static str,
+    pub concurrency: usize,
+    /// Time of each success, shortest first.
+    pub latencies: Vec<Duration>,
+    pub errors: usize,
+    pub first_error: Option<String>,
+    /// From the first request to the last answer.
+    pub elapsed: Duration,
+}
+
+impl Phase {
+    fn new(key: &str, name: &str, unit: &'static str, concurrency: usize) -> Phase {
+        Phase {
+            name: name.to_string(),
+            key: format!("{key}_c{concurrency}"),
+            unit,
+            concurrency,
+            latencies: Vec::new(),
+            errors: 0,
+            first_error: None,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn record(mut self, results: Vec<Result<Duration>>, elapsed: Duration) -> Phase {
+        for result in results {
+            match result {
+                Ok(latency) => self.latencies.push(latency),
+                Err(e) => {
+                    self.errors += 1;
+                    self.first_error.get_or_insert_with(|| format!("{e:#}"));
+                }
+            }
+        }
+        self.latencies.sort();
+        self.elapsed = elapsed;
+        self
+    }
+
+    /// Successes per second over the whole phase.
+    pub fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The nearest-rank percentile `p` (0–100) of the latencies, in ms.
+    pub fn percentile_ms(&self, p: f64) -> Option<f64> {
+        let n = self.latencies.len();
+        let rank = ((p / 100.0 * n as f64).ceil() as usize).clamp(1, n.max(1));
+        self.latencies.get(rank - 1).map(|d| d.as_secs_f64() * 1e3)
+    }
+
+    /// The longest latency, in ms.
+    pub fn max_ms(&self) -> Option<f64> {
+        self.latencies.last().map(|d| d.as_secs_f64() * 1e3)
+    }
+}
+
+/// Runs `job(i)` for i = 0, 1, … on `concurrency` workers until `count` jobs
+/// have started or `cap` has passed, and returns every result.
+async fn run<T, F, Fut>(concurrency: usize, count: usize, cap: Duration, job: F) -> Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = T> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + cap;
+    // A JoinSet aborts the workers when this future is dropped (Ctrl-C).
+    let mut workers = JoinSet::new();
+    for _ in 0..concurrency {
+        let (next, job) = (next.clone(), job.clone());
+        workers.spawn(async move {
+            let mut results = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count || Instant::now() >= deadline {
+                    return results;
+                }
+                results.push(job(i).await);
+            }
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(results) = workers.join_next().await {
+        all.extend(results?);
+    }
+    Ok(all)
+}
+
+/// Creates `count` volumes, `concurrency` at a time, timing each from the
+/// POST to the GET that shows it available.
+pub async fn create(
+    api: &Api,
+    volumes: &Arc<Volumes>,
+    concurrency: usize,
+    count: usize,
+    cap: Duration,
+) -> Result<Phase> {
+    let (api, volumes) = (api.clone(), volumes.clone());
+    let started = Instant::now();
+    let results = run(concurrency, count, cap, move |_| {
+        create_one(api.clone(), volumes.clone())
+    })
+    .await?;
+    Ok(
+        Phase::new("create", "create→available", "volumes", concurrency)
+            .record(results, started.elapsed()),
+    )
+}
+
+async fn create_one(api: Api, volumes: Arc<Volumes>) -> Result<Duration> {
+    let started = Instant::now();
+    let id = api.create().await?;
+    volumes.created.lock().unwrap().push(id.clone());
+    api.wait_available(&id).await?;
+    let latency = started.elapsed();
+    volumes.available.lock().unwrap().push(id);
+    Ok(latency)
+}
+
+/// Creates volumes until at least `want` of this run's are available.
+pub async fn top_up(api: &Api, volumes: &Arc<Volumes>, want: usize, cap: Duration) -> Result<()> {
+    let missing = want.saturating_sub(volumes.available().len());
+    if missing > 0 {
+        create(api, volumes, 8, missing, cap).await?;
+    }
+    Ok(())
+}
+
+/// GETs `/volumes/{id}` of this run's available volumes, round robin, for `duration`.
+pub async fn show(
+    api: &Api,
+    volumes: &Volumes,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<Phase> {
+    let paths: Arc<Vec<String>> = Arc::new(
+        volumes
+            .available()
+            .iter()
+            .map(|id| format!("/volumes/{id}"))
+            .collect(),
+    );
+    if paths.is_empty() {
+        bail!("no available volume to show");
+    }
+    rate(
+        api,
+        "show",
+        "GET /volumes/{id}",
+        concurrency,
+        duration,
+        move |i| paths[i % paths.len()].clone(),
+    )
+    .await
+}
+
+/// GETs `/volumes/detail?limit=<limit>` for `duration`.
+pub async fn list(
+    api: &Api,
+    limit: usize,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<Phase> {
+    let path = format!("/volumes/detail?limit={limit}");
+    let name = format!("GET {path}");
+    rate(
+        api,
+        "list_detail",
+        &name,
+        concurrency,
+        duration,
+        move |_| path.clone(),
+    )
+    .await
+}
+
+async fn rate(
+    api: &Api,
+    key: &str,
+    name: &str,
+    concurrency: usize,
+    duration: Duration,
+    path: impl Fn(usize) -> String + Clone + Send + 'static,
+) -> Result<Phase> {
+    let api = api.clone();
+    let started = Instant::now();
+    let results = run(concurrency, MAX_RATE_REQUESTS, duration, move |i| {
+        let (api, path) = (api.clone(), path(i));
+        async move {
+            let t = Instant::now();
+            api.fetch(&path).await.map(|()| t.elapsed())
+        }
+    })
+    .await?;
+    Ok(Phase::new(key, name, "requests", concurrency).record(results, started.elapsed()))
+}
+
+/// Deletes every volume this run created, waiting until each is gone.
+pub async fn delete_all(api: &Api, volumes: &Volumes, cap: Duration) -> Result<Phase> {
+    let ids = Arc::new(std::mem::take(&mut *volumes.created.lock().unwrap()));
+    let (api, count) = (api.clone(), ids.len());
+    let started = Instant::now();
+    let results = run(DELETE_CONCURRENCY, count, cap, move |i| {
+        let (api, ids) = (api.clone(), ids.clone());
+        async move {
+            let t = Instant::now();
+            api.delete(&ids[i]).await.map(|()| t.elapsed())
+        }
+    })
+    .await?;
+    Ok(
+        Phase::new("delete", "delete", "volumes", DELETE_CONCURRENCY)
+            .record(results, started.elapsed()),
+    )
+}

@@ -1,0 +1,216 @@
+//! `scoria-bench`: measures a Scoria service — create→available latency and
+//! create throughput, show and list requests per second, and the memory of
+//! every Scoria process — as an all-in-one, as a deployment (PostgreSQL,
+//! RabbitMQ, separate api/scheduler/volume processes) or at a running endpoint.
+
+mod api;
+mod load;
+mod memory;
+mod report;
+mod target;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use clap::{Parser, ValueEnum};
+
+use api::Api;
+use load::Volumes;
+use report::{ProcessMemory, Report};
+use target::Target;
+
+/// Volumes present during the list phase (its page size).
+const LIST_VOLUMES: usize = 100;
+/// Concurrency of the show and list phases.
+const RATE_CONCURRENCY: usize = 8;
+
+#[derive(Parser)]
+#[command(
+    name = "scoria-bench",
+    about = "Measures a Scoria block storage service"
+)]
+struct Args {
+    /// Start Scoria in this shape and measure it.
+    #[arg(
+        long,
+        value_enum,
+        required_unless_present = "endpoint",
+        conflicts_with = "endpoint"
+    )]
+    mode: Option<Mode>,
+    /// Measure a Scoria already running here instead (noauth, loopback only), e.g. http://127.0.0.1:8776.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// With --endpoint: the pids of its Scoria processes, for the memory figures.
+    #[arg(long, num_args = 1.., requires = "endpoint")]
+    pid: Vec<u32>,
+    /// The scoria binary started by --mode.
+    #[arg(long, default_value = "target/release/scoria")]
+    scoria_bin: PathBuf,
+    /// Volumes created one at a time.
+    #[arg(long, default_value_t = 200)]
+    volumes_c1: usize,
+    /// Volumes created 8 at a time.
+    #[arg(long, default_value_t = 400)]
+    volumes_c8: usize,
+    /// Volumes created 16 at a time (the throughput phase).
+    #[arg(long, default_value_t = 800)]
+    volumes_c16: usize,
+    /// Seconds each requests-per-second phase runs.
+    #[arg(long, default_value_t = 10)]
+    rate_seconds: u64,
+    /// Upper bound on each create phase and on the clean-up, in seconds.
+    #[arg(long, default_value_t = 300)]
+    phase_timeout: u64,
+    /// Keep the volumes (and, with --mode, the data directory, database and vhost).
+    #[arg(long)]
+    keep: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    /// `scoria serve`: SQLite and the in-process bus in one process.
+    AllInOne,
+    /// `scoria api`, `scheduler` and `volume` on PostgreSQL and RabbitMQ.
+    Deployment,
+}
+
+impl Args {
+    fn mode_name(&self) -> &'static str {
+        match self.mode {
+            Some(Mode::AllInOne) => "all-in-one",
+            Some(Mode::Deployment) => "deployment",
+            None => "endpoint",
+        }
+    }
+
+    async fn target(&self) -> Result<Target> {
+        match (self.mode, &self.endpoint) {
+            (Some(Mode::AllInOne), _) => Target::all_in_one(&self.scoria_bin).await,
+            (Some(Mode::Deployment), _) => Target::deployment(&self.scoria_bin).await,
+            (None, Some(root)) => Ok(Target::endpoint(root, &self.pid)),
+            (None, None) => Err(anyhow!("give --mode or --endpoint")),
+        }
+    }
+}
+
+fn progress(what: &str) {
+    eprintln!("[bench] {what}");
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    progress(&format!("starting ({})", args.mode_name()));
+    let mut target = args.target().await?;
+    let measured = run(&args, &mut target).await;
+    target.stop(args.keep, measured.is_err()).await;
+    let report = measured?;
+    if args.json {
+        println!("{:#}", report.to_json());
+    } else {
+        report.print();
+    }
+    Ok(())
+}
+
+/// Measures the target, stopping early on Ctrl-C, then deletes the volumes created unless --keep.
+async fn run(args: &Args, target: &mut Target) -> Result<Report> {
+    let api = Api::new(&target.root)?;
+    let volumes = Arc::new(Volumes::default());
+    let measured = tokio::select! {
+        r = measure(args, target, &api, &volumes) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+    };
+    if !args.keep {
+        clean_up(&api, &volumes, args).await;
+    }
+    measured
+}
+
+/// Runs every phase against a started target.
+async fn measure(
+    args: &Args,
+    target: &mut Target,
+    api: &Api,
+    volumes: &Arc<Volumes>,
+) -> Result<Report> {
+    progress(&format!("waiting for {} to be ready", api.root()));
+    target.wait_ready(api).await?;
+    let at_rest = memory_of(target)?;
+    let cap = Duration::from_secs(args.phase_timeout);
+    let mut phases = Vec::new();
+    for (concurrency, count) in [
+        (1, args.volumes_c1),
+        (8, args.volumes_c8),
+        (16, args.volumes_c16),
+    ] {
+        progress(&format!(
+            "create→available: {count} volumes, concurrency {concurrency}"
+        ));
+        phases.push(load::create(api, volumes, concurrency, count, cap).await?);
+    }
+    load::top_up(api, volumes, LIST_VOLUMES, cap).await?;
+    let rate = Duration::from_secs(args.rate_seconds);
+    progress(&format!("GET /volumes/{{id}} for {rate:?}"));
+    phases.push(load::show(api, volumes, RATE_CONCURRENCY, rate).await?);
+    progress(&format!(
+        "GET /volumes/detail?limit={LIST_VOLUMES} for {rate:?}"
+    ));
+    phases.push(load::list(api, LIST_VOLUMES, RATE_CONCURRENCY, rate).await?);
+    let memory = memory_report(target, at_rest)?;
+    Ok(Report {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        mode: args.mode_name().to_string(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        endpoint: api.root().to_string(),
+        phases,
+        memory,
+    })
+}
+
+/// Pairs each process's memory at rest with its memory now.
+fn memory_report(target: &Target, at_rest: Vec<memory::Memory>) -> Result<Vec<ProcessMemory>> {
+    let now = memory_of(target)?;
+    let pairs = target.processes.iter().zip(at_rest.into_iter().zip(now));
+    Ok(pairs
+        .map(|((name, pid), (at_rest, after_load))| ProcessMemory {
+            name: name.clone(),
+            pid: *pid,
+            at_rest,
+            after_load,
+        })
+        .collect())
+}
+
+fn memory_of(target: &Target) -> Result<Vec<memory::Memory>> {
+    target
+        .processes
+        .iter()
+        .map(|(_, pid)| memory::read(*pid))
+        .collect()
+}
+
+/// Deletes the volumes this run created; reports problems without failing the run.
+async fn clean_up(api: &Api, volumes: &Volumes, args: &Args) {
+    progress("deleting the volumes created");
+    match load::delete_all(api, volumes, Duration::from_secs(args.phase_timeout)).await {
+        Ok(p) => {
+            progress(&format!(
+                "deleted {} volumes in {:.1?}, {} failed",
+                p.latencies.len(),
+                p.elapsed,
+                p.errors
+            ));
+            if let Some(e) = p.first_error {
+                progress(&format!("first failure: {e}"));
+            }
+        }
+        Err(e) => progress(&format!("clean-up failed: {e:#}")),
+    }
+}
