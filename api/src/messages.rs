@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use scoria_core::model::UserMessage;
@@ -72,17 +73,17 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<MessageQuery> {
     })
 }
 
-async fn list(State(s): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult<Json<Value>> {
+async fn list(State(s): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult<Response> {
     ctx.require_version(MESSAGES_VERSION)?;
     let q = query(&ctx, &params)?;
     let messages = s.db.list_messages(&q).await?;
     let items: Vec<Value> = messages.iter().map(|m| view(&ctx, m)).collect();
     if !ctx.version.at_least(PAGING_VERSION) {
-        return Ok(Json(json!({ "messages": items })));
+        return Ok(Json(json!({ "messages": items })).into_response());
     }
     let last = messages.last().map(|m| m.id.as_str());
     let body = paging::listing(&ctx, "messages", "messages", &params, &q.page, items, last);
-    Ok(Json(body))
+    Ok(Json(body).into_response())
 }
 
 /// A message the caller may see; others' are reported missing.

@@ -1,6 +1,7 @@
 //! `limit`, `marker`, `offset` and `sort` parameters, and the `*_links` next link.
 
 use scoria_db::{Page, SortDir, SortKey};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::context::Ctx;
@@ -105,20 +106,36 @@ fn next_link(
 }
 
 /// A listing body: `{key: items}`, plus `{key}_links` with the next page when
-/// this one is full. `path` is the collection's path under the API base.
-pub fn listing(
+/// the page is full. Serialised directly, without an intermediate JSON tree.
+pub struct Listing<T> {
+    key: &'static str,
+    items: Vec<T>,
+    next: Option<Value>,
+}
+
+impl<T: Serialize> Serialize for Listing<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry(self.key, &self.items)?;
+        if let Some(next) = &self.next {
+            map.serialize_entry(&format!("{}_links", self.key), next)?;
+        }
+        map.end()
+    }
+}
+
+/// Builds a [`Listing`]; `path` is the collection's path under the API base
+/// and `last_id` the id of the page's last item.
+pub fn listing<T>(
     ctx: &Ctx,
-    key: &str,
+    key: &'static str,
     path: &str,
     params: &Params,
     page: &Page,
-    items: Vec<Value>,
+    items: Vec<T>,
     last_id: Option<&str>,
-) -> Value {
-    let count = items.len();
-    let mut out = json!({ key: items });
-    if let Some(links) = next_link(&ctx.link_base, path, params, page, count, last_id) {
-        out[format!("{key}_links")] = links;
-    }
-    out
+) -> Listing<T> {
+    let next = next_link(&ctx.link_base, path, params, page, items.len(), last_id);
+    Listing { key, items, next }
 }

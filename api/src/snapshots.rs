@@ -109,7 +109,7 @@ async fn create(
         .into_response())
 }
 
-async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiResult<Json<Value>> {
+async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiResult<Response> {
     let all = ctx.rc.is_admin
         && params
             .get("all_tenants")
@@ -141,14 +141,14 @@ async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiRes
     };
     let last = snaps.last().map(|s| s.id.as_str());
     let out = paging::listing(&ctx, "snapshots", path, &params, &q.page, items, last);
-    Ok(Json(out))
+    Ok(Json(out).into_response())
 }
 
 async fn list_summary(
     State(state): State<ApiState>,
     ctx: Ctx,
     params: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     list(state, ctx, params, false).await
 }
 
@@ -156,7 +156,7 @@ async fn list_detail(
     State(state): State<ApiState>,
     ctx: Ctx,
     params: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     list(state, ctx, params, true).await
 }
 

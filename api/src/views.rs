@@ -1,78 +1,164 @@
 //! JSON shapes of volumes and snapshots, per microversion and caller.
 
+use std::collections::BTreeMap;
+
 use scoria_core::model::{Snapshot, Volume};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{json, Value};
 
 use crate::context::Ctx;
 
-/// `links` of a resource: `self` and `bookmark`.
-pub fn links(ctx: &Ctx, collection: &str, id: &str) -> Value {
-    json!([
-        {"rel": "self", "href": format!("{}/{collection}/{id}", ctx.link_base)},
-        {"rel": "bookmark", "href": format!("{}/{collection}/{id}", ctx.bookmark_base)},
-    ])
+/// One link of a resource.
+#[derive(Debug, Serialize)]
+pub struct Link {
+    rel: &'static str,
+    href: String,
 }
 
+/// `links` of a resource: `self` and `bookmark`.
+pub fn link_pair(ctx: &Ctx, collection: &str, id: &str) -> [Link; 2] {
+    [
+        Link {
+            rel: "self",
+            href: format!("{}/{collection}/{id}", ctx.link_base),
+        },
+        Link {
+            rel: "bookmark",
+            href: format!("{}/{collection}/{id}", ctx.bookmark_base),
+        },
+    ]
+}
+
+/// `links` as a JSON value, for views still built as values.
+pub fn links(ctx: &Ctx, collection: &str, id: &str) -> Value {
+    serde_json::to_value(link_pair(ctx, collection, id)).unwrap_or_default()
+}
+
+/// A JSON `null` that a view always shows.
+type Null = Option<()>;
+
 /// `{id, name, links}` as in `GET /volumes`.
-pub fn volume_summary(ctx: &Ctx, v: &Volume) -> Value {
-    json!({"id": v.id, "name": v.name, "links": links(ctx, "volumes", &v.id)})
+#[derive(Debug, Serialize)]
+pub struct VolumeSummary<'a> {
+    id: &'a str,
+    name: Option<&'a str>,
+    links: [Link; 2],
+}
+
+/// The summary view of a volume.
+pub fn volume_summary<'a>(ctx: &Ctx, v: &'a Volume) -> VolumeSummary<'a> {
+    VolumeSummary {
+        id: &v.id,
+        name: v.name.as_deref(),
+        links: link_pair(ctx, "volumes", &v.id),
+    }
+}
+
+/// A volume as `GET /volumes/{id}` shows it. Fields that only some callers or
+/// microversions see are `Option`s skipped when `None`; `Some(None)` is `null`.
+#[derive(Debug, Serialize)]
+pub struct VolumeDetail<'a> {
+    id: &'a str,
+    status: &'static str,
+    size: i64,
+    availability_zone: &'a str,
+    created_at: &'a str,
+    updated_at: Option<&'a str>,
+    name: Option<&'a str>,
+    description: Option<&'a str>,
+    volume_type: Option<&'a str>,
+    snapshot_id: Option<&'a str>,
+    source_volid: Option<&'a str>,
+    metadata: BTreeMap<&'a str, &'a str>,
+    links: [Link; 2],
+    user_id: &'a str,
+    bootable: &'static str,
+    encrypted: bool,
+    replication_status: Null,
+    consistencygroup_id: Null,
+    multiattach: bool,
+    attachments: [(); 0],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    migration_status: Option<Null>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_id: Option<Null>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_id: Option<Null>,
+    #[serde(
+        rename = "os-vol-tenant-attr:tenant_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    tenant_id: Option<&'a str>,
+    #[serde(
+        rename = "os-vol-host-attr:host",
+        skip_serializing_if = "Option::is_none"
+    )]
+    host: Option<Option<&'a str>>,
+    #[serde(
+        rename = "os-vol-mig-status-attr:migstat",
+        skip_serializing_if = "Option::is_none"
+    )]
+    migstat: Option<Null>,
+    #[serde(
+        rename = "os-vol-mig-status-attr:name_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    name_id: Option<Null>,
 }
 
 /// The detail view; `extended` adds the `os-vol-*` attributes shown on
 /// show and list (not on create and update responses).
-pub fn volume_detail(ctx: &Ctx, v: &Volume, extended: bool) -> Value {
+pub fn volume_detail<'a>(ctx: &Ctx, v: &'a Volume, extended: bool) -> VolumeDetail<'a> {
     let admin = ctx.rc.is_admin;
-    let mut metadata: Map<String, Value> = v
+    let when = |cond: bool| cond.then_some(None);
+    let mut metadata: BTreeMap<&str, &str> = v
         .metadata
         .iter()
-        .map(|(k, val)| (k.clone(), json!(val)))
+        .map(|(k, val)| (k.as_str(), val.as_str()))
         .collect();
     for key in ["readonly", "attached_mode"] {
         if let Some(val) = v.admin_metadata.get(key) {
-            metadata.insert(key.into(), json!(val));
+            metadata.insert(key, val);
         }
     }
-    let mut out = json!({
-        "id": v.id,
-        "status": v.status.as_str(),
-        "size": v.size,
-        "availability_zone": v.availability_zone,
-        "created_at": v.created_at,
-        "updated_at": v.updated_at,
-        "name": v.name,
-        "description": v.description,
-        "volume_type": v.volume_type_name.as_deref().or(v.volume_type_id.as_deref()),
-        "snapshot_id": v.snapshot_id,
-        "source_volid": v.source_volid,
-        "metadata": metadata,
-        "links": links(ctx, "volumes", &v.id),
-        "user_id": v.user_id,
-        "bootable": if v.bootable { "true" } else { "false" },
-        "encrypted": false,
-        "replication_status": null,
-        "consistencygroup_id": null,
-        "multiattach": v.multiattach,
-        "attachments": [],
-    });
-    let o = out.as_object_mut().expect("object literal");
-    if admin {
-        o.insert("migration_status".into(), Value::Null);
+    VolumeDetail {
+        id: &v.id,
+        status: v.status.as_str(),
+        size: v.size,
+        availability_zone: &v.availability_zone,
+        created_at: &v.created_at,
+        updated_at: v.updated_at.as_deref(),
+        name: v.name.as_deref(),
+        description: v.description.as_deref(),
+        volume_type: v
+            .volume_type_name
+            .as_deref()
+            .or(v.volume_type_id.as_deref()),
+        snapshot_id: v.snapshot_id.as_deref(),
+        source_volid: v.source_volid.as_deref(),
+        metadata,
+        links: link_pair(ctx, "volumes", &v.id),
+        user_id: &v.user_id,
+        bootable: if v.bootable { "true" } else { "false" },
+        encrypted: false,
+        replication_status: None,
+        consistencygroup_id: None,
+        multiattach: v.multiattach,
+        attachments: [],
+        migration_status: when(admin),
+        group_id: when(ctx.version.at_least(13)),
+        provider_id: when(admin && ctx.version.at_least(21)),
+        tenant_id: extended.then_some(v.project_id.as_str()),
+        host: (extended && admin).then_some(v.host.as_deref()),
+        migstat: when(extended && admin),
+        name_id: when(extended && admin),
     }
-    if ctx.version.at_least(13) {
-        o.insert("group_id".into(), Value::Null);
-    }
-    if admin && ctx.version.at_least(21) {
-        o.insert("provider_id".into(), Value::Null);
-    }
-    if extended {
-        o.insert("os-vol-tenant-attr:tenant_id".into(), json!(v.project_id));
-        if admin {
-            o.insert("os-vol-host-attr:host".into(), json!(v.host));
-            o.insert("os-vol-mig-status-attr:migstat".into(), Value::Null);
-            o.insert("os-vol-mig-status-attr:name_id".into(), Value::Null);
-        }
-    }
-    out
+}
+
+/// `{"volume": …}`.
+#[derive(Debug, Serialize)]
+pub struct VolumeBody<'a> {
+    pub volume: VolumeDetail<'a>,
 }
 
 /// A snapshot; `extended` adds the `os-extended-snapshot-attributes:*` keys.

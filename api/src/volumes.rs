@@ -231,8 +231,10 @@ async fn create(
         ))));
     }
     tracing::info!(volume = %vol.id, size, "volume accepted");
-    let view = views::volume_detail(&ctx, &vol, false);
-    Ok((StatusCode::ACCEPTED, Json(json!({ "volume": view }))).into_response())
+    let body = views::VolumeBody {
+        volume: views::volume_detail(&ctx, &vol, false),
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
 fn all_tenants(ctx: &Ctx, params: &Params) -> bool {
@@ -285,30 +287,43 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<VolumeQuery> {
     Ok(q)
 }
 
-async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiResult<Json<Value>> {
+async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiResult<Response> {
     let q = query(&ctx, &params)?;
     let volumes = state.db.list_volumes(&q).await?;
-    let items: Vec<Value> = volumes
-        .iter()
-        .map(|v| {
-            if detail {
-                views::volume_detail(&ctx, v, true)
-            } else {
-                views::volume_summary(&ctx, v)
-            }
-        })
-        .collect();
-    let path = if detail { "volumes/detail" } else { "volumes" };
     let last = volumes.last().map(|v| v.id.as_str());
-    let out = paging::listing(&ctx, "volumes", path, &params, &q.page, items, last);
-    Ok(Json(out))
+    let page = &q.page;
+    Ok(if detail {
+        let items = volumes
+            .iter()
+            .map(|v| views::volume_detail(&ctx, v, true))
+            .collect();
+        Json(paging::listing(
+            &ctx,
+            "volumes",
+            "volumes/detail",
+            &params,
+            page,
+            items,
+            last,
+        ))
+        .into_response()
+    } else {
+        let items = volumes
+            .iter()
+            .map(|v| views::volume_summary(&ctx, v))
+            .collect();
+        Json(paging::listing(
+            &ctx, "volumes", "volumes", &params, page, items, last,
+        ))
+        .into_response()
+    })
 }
 
 async fn list_summary(
     State(state): State<ApiState>,
     ctx: Ctx,
     params: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     list(state, ctx, params, false).await
 }
 
@@ -316,7 +331,7 @@ async fn list_detail(
     State(state): State<ApiState>,
     ctx: Ctx,
     params: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     list(state, ctx, params, true).await
 }
 
@@ -343,11 +358,12 @@ async fn show(
     State(state): State<ApiState>,
     ctx: Ctx,
     Path(p): Path<IdPath>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let v = visible_volume(&state, &ctx, &p.id).await?;
-    Ok(Json(
-        json!({ "volume": views::volume_detail(&ctx, &v, true) }),
-    ))
+    Ok(Json(views::VolumeBody {
+        volume: views::volume_detail(&ctx, &v, true),
+    })
+    .into_response())
 }
 
 async fn update(
@@ -355,7 +371,7 @@ async fn update(
     ctx: Ctx,
     Path(p): Path<IdPath>,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let m = validate::object(&body, "volume")?;
     let v = visible_volume(&state, &ctx, &p.id).await?;
     if v.status == VolumeStatus::Maintenance {
@@ -398,9 +414,10 @@ async fn update(
             .await?;
     }
     let v = state.db.get_volume(&v.id).await?;
-    Ok(Json(
-        json!({ "volume": views::volume_detail(&ctx, &v, false) }),
-    ))
+    Ok(Json(views::VolumeBody {
+        volume: views::volume_detail(&ctx, &v, false),
+    })
+    .into_response())
 }
 
 async fn delete(

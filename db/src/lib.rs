@@ -34,6 +34,39 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    dialect: Dialect,
+}
+
+/// The SQL dialect behind the pool, for the few functions whose names differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// An expression building a JSON object from `'key', value` pairs, as text.
+    pub(crate) fn json_object(self, pairs: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("json_object({pairs})"),
+            Dialect::Postgres => format!("json_build_object({pairs})::text"),
+        }
+    }
+
+    /// A scalar subquery aggregating `key`/`value` columns into a JSON object
+    /// (`{}` when there are none), usable as a value inside [`Dialect::json_object`].
+    pub(crate) fn json_map(self, from_where: &str) -> String {
+        match self {
+            Dialect::Sqlite => {
+                format!(
+                    "json(COALESCE((SELECT json_group_object(key, value) {from_where}), '{{}}'))"
+                )
+            }
+            Dialect::Postgres => {
+                format!("COALESCE((SELECT json_object_agg(key, value) {from_where}), '{{}}'::json)")
+            }
+        }
+    }
 }
 
 impl Db {
@@ -61,7 +94,12 @@ impl Db {
             .connect(&url)
             .await
             .map_err(|e| Error::Internal(format!("cannot connect to database: {e}")))?;
-        Ok(Db { pool })
+        let dialect = if sqlite {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        };
+        Ok(Db { pool, dialect })
     }
 
     /// Applies the migrations that have not run yet.
@@ -96,12 +134,6 @@ fn get_bool(row: &AnyRow, col: &str) -> Result<bool> {
 
 fn parse<T: std::str::FromStr<Err = String>>(row: &AnyRow, col: &str) -> Result<T> {
     get_str(row, col)?.parse().map_err(Error::Internal)
-}
-
-fn parse_opt<T: std::str::FromStr<Err = String>>(row: &AnyRow, col: &str) -> Result<Option<T>> {
-    get_opt(row, col)?
-        .map(|s| s.parse().map_err(Error::Internal))
-        .transpose()
 }
 
 impl Db {
