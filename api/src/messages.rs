@@ -83,7 +83,7 @@ async fn list(State(s): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult<
     }
     let last = messages.last().map(|m| m.id.as_str());
     let body = paging::listing(&ctx, "messages", "messages", &params, &q.page, items, last);
-    Ok(Json(body).into_response())
+    Ok(body.into_response())
 }
 
 /// A message the caller may see; others' are reported missing.

@@ -125,6 +125,24 @@ impl<T: Serialize> Serialize for Listing<T> {
     }
 }
 
+impl<T: Serialize> axum::response::IntoResponse for Listing<T> {
+    /// Serialises into a buffer sized for the page up front (a listing of a
+    /// hundred volumes is ~100 KB; growing from a small buffer copies it many times).
+    fn into_response(self) -> axum::response::Response {
+        let mut body = Vec::with_capacity(256 + self.items.len() * 1024);
+        match serde_json::to_writer(&mut body, &self) {
+            Ok(()) => (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response(),
+            Err(e) => {
+                crate::fault::ApiError(scoria_core::Error::Internal(e.to_string())).into_response()
+            }
+        }
+    }
+}
+
 /// Builds a [`Listing`]; `path` is the collection's path under the API base
 /// and `last_id` the id of the page's last item.
 pub fn listing<T>(

@@ -141,7 +141,7 @@ async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiRes
     };
     let last = snaps.last().map(|s| s.id.as_str());
     let out = paging::listing(&ctx, "snapshots", path, &params, &q.page, items, last);
-    Ok(Json(out).into_response())
+    Ok(out.into_response())
 }
 
 async fn list_summary(

@@ -297,7 +297,7 @@ async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiRes
             .iter()
             .map(|v| views::volume_detail(&ctx, v, true))
             .collect();
-        Json(paging::listing(
+        paging::listing(
             &ctx,
             "volumes",
             "volumes/detail",
@@ -305,17 +305,14 @@ async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiRes
             page,
             items,
             last,
-        ))
+        )
         .into_response()
     } else {
         let items = volumes
             .iter()
             .map(|v| views::volume_summary(&ctx, v))
             .collect();
-        Json(paging::listing(
-            &ctx, "volumes", "volumes", &params, page, items, last,
-        ))
-        .into_response()
+        paging::listing(&ctx, "volumes", "volumes", &params, page, items, last).into_response()
     })
 }
 
