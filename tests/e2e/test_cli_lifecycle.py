@@ -1,10 +1,15 @@
 """The volume life cycle driven by the unchanged `openstack` CLI.
 
-Runs against one server (module fixture), in file order: each step checks the
-state it leaves (status, size, names, properties) and later steps build on the
-volumes, snapshots and types of earlier ones. The `openstack` CLI runs with
-`--os-auth-type none --os-endpoint http://127.0.0.1:PORT/v3`, i.e. exactly as
-a user without Keystone would run it.
+Runs once per target of `target` (lifecycle_targets.py), in file order: each
+step checks the state it leaves (status, size, names, properties) and later
+steps build on the volumes, snapshots and types of earlier ones.
+
+  * all-in-one: `scoria serve`; the CLI runs with `--os-auth-type none
+    --os-endpoint http://127.0.0.1:PORT/v3`, i.e. exactly as a user without
+    Keystone would run it.
+  * keystone-deployment: `scoria api`, `scoria scheduler` and `scoria volume`
+    on PostgreSQL and RabbitMQ behind a real Keystone; the CLI signs in as
+    Keystone's admin with a password and finds Scoria in the catalog.
 """
 
 from __future__ import annotations
@@ -16,8 +21,22 @@ import requests
 
 from conftest import TRANSITIONAL, CommandFailed, norm, parse_property_table, parse_table, wait_for
 
-# Things created by earlier steps, by name: id.
+# Things created by earlier steps of the current target's walk, by name: id.
 STATE: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def state_of_one_target(target):
+    """Every target's walk starts from nothing."""
+    STATE.clear()
+    yield
+    STATE.clear()
+
+
+@pytest.fixture(scope="module")
+def osc(target):
+    """`osc("volume", "show", "v1")` -> parsed `-f json` output, against the target."""
+    return target.osc
 
 
 def need(*names: str) -> None:
@@ -70,15 +89,15 @@ def by_name(table: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------
 
 
-def test_version_documents(server):
-    r = requests.get(server.base_url + "/", timeout=10, allow_redirects=False)
+def test_version_documents(target):
+    r = requests.get(target.base_url + "/", timeout=10, allow_redirects=False)
     assert r.status_code == 300, r.text
     version = r.json()["versions"][0]
     assert version["id"] == "v3.0"
     assert version["min_version"] == "3.0"
     assert version["version"].startswith("3."), version
     assert r.headers.get("x-openstack-request-id"), dict(r.headers)
-    r = requests.get(server.endpoint + "/", timeout=10)
+    r = requests.get(target.endpoint + "/", timeout=10)
     assert r.status_code == 200, r.text
     assert r.json()["versions"][0]["version"] == version["version"]
 
@@ -236,10 +255,10 @@ def test_no_valid_backend_is_an_error_with_a_message(osc):
     assert msg["event_id"].startswith("VOLUME_"), msg
 
 
-def test_volume_type_delete(osc, server):
+def test_volume_type_delete(osc, target):
     need("gold", "v4")
     # In use by v4: refused, and the type is still there.
-    p = server.osc_fails("volume", "type", "delete", "gold")
+    p = target.osc_fails("volume", "type", "delete", "gold")
     assert "in use" in (p.stderr + p.stdout).lower(), p.stderr
     listed = rows(osc, "volume", "type", "list")
     assert by_name(listed, "gold") is not None, listed
@@ -290,39 +309,39 @@ def test_availability_zone_list(osc):
     assert {"zone_name": "nova", "zone_status": "available"} in zones, zones
 
 
-def test_quota_show(osc, server):
-    quotas = rows(osc, "quota", "show", "--volume", server.project)
+def test_quota_show(osc, target):
+    quotas = rows(osc, "quota", "show", "--volume", target.project)
     limits = {q["resource"]: q["limit"] for q in quotas}
     for key in ("volumes", "gigabytes", "snapshots"):
         assert key in limits, f"{key} missing from {quotas}"
         assert isinstance(limits[key], int) and (limits[key] == -1 or limits[key] > 0), limits
 
 
-def test_cinderclient(server):
-    project = server.project
-    out = server.cinder("create", "--name", "c1", "1", project=project)
+def test_cinderclient(target):
+    project = target.project
+    out = target.cinder("create", "--name", "c1", "1", project=project)
     created = parse_property_table(out)
     vid = created["id"]
     assert created["name"] == "c1", created
     assert created["size"] == "1", created
 
     def settled():
-        props = parse_property_table(server.cinder("show", vid, project=project))
+        props = parse_property_table(target.cinder("show", vid, project=project))
         return props if props["status"] not in TRANSITIONAL else None
 
     props = wait_for(settled, timeout=120, what="cinder show c1 to settle")
     assert props["status"] == "available", props
     assert props["name"] == "c1" and props["size"] == "1", props
 
-    table = parse_table(server.cinder("list", project=project))
+    table = parse_table(target.cinder("list", project=project))
     header = [h.lower() for h in table[0]]
     listed = [dict(zip(header, r)) for r in table[1:]]
     assert any(r["id"] == vid and r["status"] == "available" and r["name"] == "c1" for r in listed), listed
 
-    server.cinder("delete", vid, project=project)
+    target.cinder("delete", vid, project=project)
 
     def gone():
-        t = parse_table(server.cinder("list", project=project))
+        t = parse_table(target.cinder("list", project=project))
         return all(vid not in r for r in t[1:])
 
     wait_for(gone, timeout=120, what="c1 to disappear from `cinder list`")
