@@ -195,7 +195,8 @@ step "cargo test" cargo test --workspace
 step "reflink test" cargo test --workspace --test file_compliance -- --ignored
 
 export SCORIA_BIN="${SCORIA_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/scoria}"
-step "e2e (pytest)" .venv/bin/pytest -p no:cacheprovider -v -rfEs tests/e2e
+# Two workers, one test file each: much of a file's time is waiting on services.
+step "e2e (pytest)" .venv/bin/pytest -p no:cacheprovider -v -rfEs -n 2 --dist loadfile --durations=10 tests/e2e
 
 if [ "${#FAILED[@]}" -gt 0 ]; then
     printf '\nrun.sh: FAILED: %s\n' "${FAILED[*]}" >&2
