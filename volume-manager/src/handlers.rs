@@ -22,6 +22,13 @@ fn present<T>(r: Result<T>) -> Result<Option<T>> {
     }
 }
 
+/// Why an operation failed, as its owner is told.
+pub(crate) struct Failure<'a> {
+    pub action: Action,
+    pub detail: Detail,
+    pub text: &'a str,
+}
+
 impl VolumeManager {
     pub(crate) async fn dispatch(&self, ctx: &RequestContext, req: VolumeRequest) -> Result<()> {
         match req {
@@ -44,17 +51,46 @@ impl VolumeManager {
         }
     }
 
+    /// Moves a volume out of an operation with `changes` if it still meets
+    /// `guard`, and only then (once, whoever wins) tells its owner why.
+    pub(crate) async fn fail_volume(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        changes: &VolumeChanges,
+        guard: VolumeGuard<'_>,
+        why: Failure<'_>,
+    ) -> Result<()> {
+        if self.db.update_volume(id, changes, guard).await? {
+            self.tell_user(ctx, Resource::Volume, id, why).await;
+        }
+        Ok(())
+    }
+
+    /// The same for a snapshot whose status is one of `from`.
+    pub(crate) async fn fail_snapshot(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        changes: &SnapshotChanges,
+        from: Option<&[SnapshotStatus]>,
+        why: Failure<'_>,
+    ) -> Result<()> {
+        if self.db.update_snapshot(id, changes, from).await? {
+            self.tell_user(ctx, Resource::Snapshot, id, why).await;
+        }
+        Ok(())
+    }
+
     /// Records a user message; a failure to record is logged, not fatal.
-    pub(crate) async fn tell_user(
+    async fn tell_user(
         &self,
         ctx: &RequestContext,
         resource: Resource,
         id: &str,
-        action: Action,
-        detail: Detail,
-        text: &str,
+        why: Failure<'_>,
     ) {
-        let msg = events::user_message(ctx, resource, id, action, detail, text);
+        let msg = events::user_message(ctx, resource, id, why.action, why.detail, why.text);
         if let Err(e) = self.db.insert_message(&msg).await {
             tracing::error!(error = %e, "could not record user message");
         }
@@ -126,25 +162,22 @@ impl VolumeManager {
                 .push(format!("{}: {why}", self.cfg.backend));
             return self.reschedule(ctx, request, host).await;
         }
-        if self
-            .db
-            .update_volume(&id, &VolumeChanges::status(VolumeStatus::Error), creating)
-            .await?
-        {
-            let text = format!(
-                "the backend {} could not create the volume: {why}",
-                self.cfg.backend
-            );
-            self.tell_user(
-                ctx,
-                Resource::Volume,
-                &id,
-                Action::CreateVolumeFromBackend,
-                Detail::DriverFailed,
-                &text,
-            )
-            .await;
-        }
+        let text = format!(
+            "the backend {} could not create the volume: {why}",
+            self.cfg.backend
+        );
+        self.fail_volume(
+            ctx,
+            &id,
+            &VolumeChanges::status(VolumeStatus::Error),
+            creating,
+            Failure {
+                action: Action::CreateVolumeFromBackend,
+                detail: Detail::DriverFailed,
+                text: &text,
+            },
+        )
+        .await?;
         Ok(())
     }
 
@@ -204,27 +237,20 @@ impl VolumeManager {
         }
         if !self.db.list_snapshots(&q).await?.is_empty() {
             let guard = VolumeGuard::status_in(&[VolumeStatus::Deleting]);
-            if self
-                .db
-                .update_volume(
-                    id,
-                    &VolumeChanges::status(VolumeStatus::ErrorDeleting),
-                    guard,
-                )
-                .await?
-            {
-                let text =
-                    "the volume still has snapshots that could not be deleted; delete them first";
-                self.tell_user(
-                    ctx,
-                    Resource::Volume,
-                    id,
-                    Action::DeleteVolume,
-                    Detail::DriverFailed,
+            let text =
+                "the volume still has snapshots that could not be deleted; delete them first";
+            self.fail_volume(
+                ctx,
+                id,
+                &VolumeChanges::status(VolumeStatus::ErrorDeleting),
+                guard,
+                Failure {
+                    action: Action::DeleteVolume,
+                    detail: Detail::DriverFailed,
                     text,
-                )
-                .await;
-            }
+                },
+            )
+            .await?;
             return Ok(());
         }
         let spec = self.volume_spec(&vol).await?;
@@ -236,26 +262,19 @@ impl VolumeManager {
             Err(e) => {
                 tracing::error!(volume = id, error = %e, "volume delete failed");
                 let guard = VolumeGuard::status_in(&[VolumeStatus::Deleting]);
-                if self
-                    .db
-                    .update_volume(
-                        id,
-                        &VolumeChanges::status(VolumeStatus::ErrorDeleting),
-                        guard,
-                    )
-                    .await?
-                {
-                    let text = format!("the backend could not delete the volume: {e}");
-                    self.tell_user(
-                        ctx,
-                        Resource::Volume,
-                        id,
-                        Action::DeleteVolume,
-                        Detail::DriverFailed,
-                        &text,
-                    )
-                    .await;
-                }
+                let text = format!("the backend could not delete the volume: {e}");
+                self.fail_volume(
+                    ctx,
+                    id,
+                    &VolumeChanges::status(VolumeStatus::ErrorDeleting),
+                    guard,
+                    Failure {
+                        action: Action::DeleteVolume,
+                        detail: Detail::DriverFailed,
+                        text: &text,
+                    },
+                )
+                .await?;
             }
         }
         Ok(())
@@ -292,26 +311,19 @@ impl VolumeManager {
             }
             Err(why) => {
                 tracing::error!(snapshot = id, error = %why, "snapshot create failed");
-                if self
-                    .db
-                    .update_snapshot(
-                        id,
-                        &SnapshotChanges::status(SnapshotStatus::Error),
-                        Some(&creating),
-                    )
-                    .await?
-                {
-                    let text = format!("the backend could not take the snapshot: {why}");
-                    self.tell_user(
-                        ctx,
-                        Resource::Snapshot,
-                        id,
-                        Action::SnapshotCreate,
-                        Detail::DriverFailed,
-                        &text,
-                    )
-                    .await;
-                }
+                let text = format!("the backend could not take the snapshot: {why}");
+                self.fail_snapshot(
+                    ctx,
+                    id,
+                    &SnapshotChanges::status(SnapshotStatus::Error),
+                    Some(&creating),
+                    Failure {
+                        action: Action::SnapshotCreate,
+                        detail: Detail::DriverFailed,
+                        text: &text,
+                    },
+                )
+                .await?;
             }
         }
         Ok(())
@@ -330,26 +342,19 @@ impl VolumeManager {
             Err(e) => {
                 tracing::error!(snapshot = id, error = %e, "snapshot delete failed");
                 let deleting = [SnapshotStatus::Deleting];
-                if self
-                    .db
-                    .update_snapshot(
-                        id,
-                        &SnapshotChanges::status(SnapshotStatus::ErrorDeleting),
-                        Some(&deleting),
-                    )
-                    .await?
-                {
-                    let text = format!("the backend could not delete the snapshot: {e}");
-                    self.tell_user(
-                        ctx,
-                        Resource::Snapshot,
-                        id,
-                        Action::SnapshotDelete,
-                        Detail::DriverFailed,
-                        &text,
-                    )
-                    .await;
-                }
+                let text = format!("the backend could not delete the snapshot: {e}");
+                self.fail_snapshot(
+                    ctx,
+                    id,
+                    &SnapshotChanges::status(SnapshotStatus::ErrorDeleting),
+                    Some(&deleting),
+                    Failure {
+                        action: Action::SnapshotDelete,
+                        detail: Detail::DriverFailed,
+                        text: &text,
+                    },
+                )
+                .await?;
             }
         }
         Ok(())
@@ -387,19 +392,20 @@ impl VolumeManager {
                     previous_status: Some(None),
                     ..Default::default()
                 };
-                if self.db.update_volume(id, &failed, guard).await? {
-                    let text =
-                        format!("the backend could not extend the volume to {new_size} GiB: {e}");
-                    self.tell_user(
-                        ctx,
-                        Resource::Volume,
-                        id,
-                        Action::ExtendVolume,
-                        Detail::DriverFailed,
-                        &text,
-                    )
-                    .await;
-                }
+                let text =
+                    format!("the backend could not extend the volume to {new_size} GiB: {e}");
+                self.fail_volume(
+                    ctx,
+                    id,
+                    &failed,
+                    guard,
+                    Failure {
+                        action: Action::ExtendVolume,
+                        detail: Detail::DriverFailed,
+                        text: &text,
+                    },
+                )
+                .await?;
             }
         }
         Ok(())

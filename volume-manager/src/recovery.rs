@@ -1,10 +1,11 @@
 //! At start, finish or fail what a previous run of this backend left unfinished.
 
-use scoria_core::events::{Action, Detail, Resource};
+use scoria_core::events::{Action, Detail};
 use scoria_core::status::{SnapshotStatus, VolumeStatus};
 use scoria_core::{RequestContext, Result};
 use scoria_db::{SnapshotChanges, VolumeChanges, VolumeGuard};
 
+use crate::handlers::Failure;
 use crate::VolumeManager;
 
 impl VolumeManager {
@@ -39,19 +40,20 @@ impl VolumeManager {
                         ..Default::default()
                     };
                     let guard = VolumeGuard::status_in(&[VolumeStatus::Extending]);
-                    if self.db.update_volume(&vol.id, &failed, guard).await? {
-                        let text = "the volume service restarted while extending the volume; \
+                    let text = "the volume service restarted while extending the volume; \
                                     the size is unchanged, ask an administrator to reset its status and retry";
-                        self.tell_user(
-                            &owner,
-                            Resource::Volume,
-                            &vol.id,
-                            Action::ExtendVolume,
-                            Detail::InterruptedByRestart,
+                    self.fail_volume(
+                        &owner,
+                        &vol.id,
+                        &failed,
+                        guard,
+                        Failure {
+                            action: Action::ExtendVolume,
+                            detail: Detail::InterruptedByRestart,
                             text,
-                        )
-                        .await;
-                    }
+                        },
+                    )
+                    .await?;
                 }
             }
         }
@@ -68,26 +70,19 @@ impl VolumeManager {
             }
             // A snapshot retaken now would not hold the data of the moment it was asked for.
             let creating = [SnapshotStatus::Creating];
-            if self
-                .db
-                .update_snapshot(
-                    &snap.id,
-                    &SnapshotChanges::status(SnapshotStatus::Error),
-                    Some(&creating),
-                )
-                .await?
-            {
-                let text = "the volume service restarted while taking the snapshot; delete it and take a new one";
-                self.tell_user(
-                    &owner,
-                    Resource::Snapshot,
-                    &snap.id,
-                    Action::SnapshotCreate,
-                    Detail::InterruptedByRestart,
+            let text = "the volume service restarted while taking the snapshot; delete it and take a new one";
+            self.fail_snapshot(
+                &owner,
+                &snap.id,
+                &SnapshotChanges::status(SnapshotStatus::Error),
+                Some(&creating),
+                Failure {
+                    action: Action::SnapshotCreate,
+                    detail: Detail::InterruptedByRestart,
                     text,
-                )
-                .await;
-            }
+                },
+            )
+            .await?;
         }
         Ok(())
     }
