@@ -4,11 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
 use scoria_api::{AuthStrategy, KeystoneConfig};
 use scoria_bus::Bus;
 use scoria_db::Db;
+use scoria_volume_manager::nova::{Credentials, NovaClient, NovaConfig};
 use tokio::sync::watch;
 
 use crate::config::{self, Ini};
@@ -43,6 +45,7 @@ impl Deployment {
                 format!("[DEFAULT] capacity_weight_multiplier = {m} is not a number")
             })?;
         }
+        site.nova = nova(&ini)?;
         Ok(Deployment { ini, site })
     }
 
@@ -60,6 +63,24 @@ impl Deployment {
         })?;
         Ok(Bus::amqp(&amqp_url(url)?).await?)
     }
+}
+
+/// The Nova client of `[nova]`, if Nova is configured there (`endpoint_override`
+/// or `auth_url`). Without `[nova]` credentials, a Keystone deployment's own
+/// service credentials (`[keystone_authtoken]`) get the token, when given.
+pub fn nova(ini: &Ini) -> anyhow::Result<Option<Arc<NovaClient>>> {
+    let section = |name: &'static str| move |k: &str| ini.get(name, k).map(str::to_string);
+    let Some(mut cfg) = NovaConfig::from_options(section("nova")).map_err(|e| anyhow!(e))? else {
+        return Ok(None);
+    };
+    if cfg.auth.is_none() && ini.get_or("DEFAULT", "auth_strategy", "keystone") == "keystone" {
+        cfg.auth = Credentials::from_options("keystone_authtoken", section("keystone_authtoken"))
+            .map_err(|e| anyhow!(e))?;
+    }
+    tracing::debug!(nova = ?cfg, "Nova is told when attached volumes grow");
+    Ok(Some(Arc::new(
+        NovaClient::new(cfg).map_err(|e| anyhow!(e))?,
+    )))
 }
 
 /// Turns oslo.messaging's `rabbit://user:pass@host:port/vhost` into an AMQP URI.

@@ -35,7 +35,8 @@ enum Command {
         #[command(subcommand)]
         action: DbAction,
     },
-    /// Run everything in one process: SQLite, in-process bus, one `file` backend, noauth.
+    /// Run everything in one process: SQLite, in-process bus, one `file` backend
+    /// (or the config file's `enabled_backends`), noauth.
     Serve {
         /// Where the database and the volumes live.
         #[arg(long, env = "SCORIA_DATA_DIR", default_value = ".scoria-data")]
@@ -43,9 +44,15 @@ enum Command {
         /// Address the Cinder v3 API listens on.
         #[arg(long, env = "SCORIA_LISTEN", default_value = "127.0.0.1:8776")]
         listen: SocketAddr,
-        /// Seconds between backend stats reports.
-        #[arg(long, env = "SCORIA_STATS_INTERVAL", default_value_t = 10)]
-        stats_interval: u64,
+        /// Seconds between backend stats reports [default: the config file's
+        /// backend_stats_polling_interval, else 10].
+        #[arg(long, env = "SCORIA_STATS_INTERVAL")]
+        stats_interval: Option<u64>,
+        /// INI file (cinder.conf option names): `enabled_backends` and their
+        /// sections, `[nova]`, `[DEFAULT]` timings; `SCORIA_<SECTION>__<OPTION>`
+        /// variables override it.
+        #[arg(long, env = "SCORIA_CONFIG_FILE")]
+        config_file: Option<PathBuf>,
     },
 }
 
@@ -90,11 +97,13 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             listen,
             stats_interval,
+            config_file,
         } => {
             scoria::serve::run(scoria::serve::ServeOptions {
                 data_dir,
                 listen,
                 stats_interval,
+                config_file,
             })
             .await
         }

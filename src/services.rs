@@ -9,7 +9,7 @@ use scoria_core::config::BackendConfig;
 use scoria_db::Db;
 use scoria_scheduler::select::SchedulerConfig;
 use scoria_scheduler::service::{Scheduler, ServiceConfig};
-use scoria_volume_manager::{ManagerConfig, VolumeManager};
+use scoria_volume_manager::{ManagerConfig, NovaClient, VolumeManager};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -28,6 +28,8 @@ pub struct Site {
     /// How long a `call` may take (oslo.messaging's `rpc_response_timeout`).
     pub rpc_timeout: Duration,
     pub placement: SchedulerConfig,
+    /// Nova, told by volume services when an attached volume grows (`[nova]`).
+    pub nova: Option<Arc<NovaClient>>,
 }
 
 impl Site {
@@ -41,6 +43,7 @@ impl Site {
             service_down_time: SERVICE_DOWN_TIME,
             rpc_timeout: Duration::from_secs(60),
             placement: SchedulerConfig::default(),
+            nova: None,
         }
     }
 }
@@ -66,6 +69,7 @@ pub fn spawn_volume(
             availability_zone: site.availability_zone.clone(),
             stats_interval: site.stats_interval,
             max_concurrent_ops: 16,
+            nova: site.nova.clone(),
         },
     );
     Ok(tokio::spawn(manager.run(stop)))

@@ -7,6 +7,8 @@
 #      running (used by the multi-process tests of later issues);
 #   2. a 1 GiB XFS filesystem with reflink, loop-mounted, exported as
 #      SCORIA_REFLINK_DIR for the file driver's reflink compliance test;
+#      the iSCSI target tgtd running on 127.0.0.1:3260, with libiscsi's tools
+#      and a qemu-img that speaks iscsi:// as initiators (iSCSI exports);
 #   3. the Python venvs: .venv with the real OpenStack clients, .venv-keystone
 #      with Keystone (tests/keystone);
 #   4. cargo fmt --check, cargo build, cargo clippy -D warnings;
@@ -33,14 +35,19 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 APT_UPDATED=0
-apt_install() {
-    command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install $* by hand"
+apt_update() {
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install the packages by hand"
     if [ "$APT_UPDATED" -eq 0 ]; then
         log "apt-get update"
         "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
             die "apt-get update failed"
         APT_UPDATED=1
     fi
+}
+
+# apt_install [--allow-downgrades] PKG[=VERSION]...
+apt_install() {
+    apt_update
     log "apt-get install $*"
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -q --no-install-recommends "$@" ||
@@ -126,6 +133,62 @@ setup_reflink_fs() {
     log "reflink-capable XFS mounted on $SCORIA_REFLINK_DIR"
 }
 
+# -------------------------------------------------- 2b. iSCSI target, initiators
+
+# qemu_img_ok: does qemu-img handle raw, qcow2 and iscsi:// (qemu-block-extra)?
+qemu_img_ok() {
+    command -v qemu-img >/dev/null 2>&1 || return 1
+    local formats
+    formats=$(qemu-img --help | sed -n 's/^Supported formats://p')
+    for f in raw qcow2 iscsi; do
+        case " $formats " in *" $f "*) ;; *) return 1 ;; esac
+    done
+}
+
+# qemu-img with iscsi:// needs qemu-block-extra of exactly qemu-utils' version;
+# a backported qemu-utils may have none, so both go to the version the
+# archive has qemu-block-extra in (a downgrade from a backport).
+ensure_qemu_img() {
+    qemu_img_ok && return
+    apt_update
+    local version
+    version=$(apt-cache policy qemu-block-extra | awk '/Candidate:/ {print $2}')
+    [ -n "$version" ] && [ "$version" != "(none)" ] ||
+        die "no qemu-block-extra package in the apt sources (needed for qemu-img iscsi://)"
+    apt_install --allow-downgrades "qemu-utils=$version" "qemu-block-extra=$version"
+    qemu_img_ok || die "qemu-img $version still lacks one of raw, qcow2, iscsi"
+    local tmp
+    tmp=$(mktemp -d)
+    qemu-img create -q -f raw "$tmp/a.raw" 1M &&
+        qemu-img convert -f raw -O qcow2 "$tmp/a.raw" "$tmp/a.qcow2" &&
+        qemu-img convert -f qcow2 -O raw "$tmp/a.qcow2" "$tmp/b.raw" ||
+        die "qemu-img $version cannot convert between raw and qcow2"
+    rm -rf "$tmp"
+}
+
+tgtd_up() {
+    "${SUDO[@]}" tgtadm --lld iscsi --op show --mode sys >/dev/null 2>&1 && port_open 3260
+}
+
+ensure_iscsi() {
+    local missing=()
+    command -v tgtd >/dev/null 2>&1 && command -v tgtadm >/dev/null 2>&1 || missing+=(tgt)
+    command -v iscsi-readcapacity16 >/dev/null 2>&1 || missing+=(libiscsi-bin)
+    [ "${#missing[@]}" -eq 0 ] || apt_install "${missing[@]}"
+    ensure_qemu_img
+    if ! tgtd_up; then
+        log "starting tgtd"
+        "${SUDO[@]}" tgtd || true # "already running" is not an error; the checks decide
+        local deadline=$((SECONDS + 30))
+        until tgtd_up; do
+            [ "$SECONDS" -lt "$deadline" ] ||
+                die "tgtd is not answering tgtadm or not listening on 127.0.0.1:3260"
+            sleep 1
+        done
+    fi
+    log "tgtd is up on 127.0.0.1:3260"
+}
+
 # ------------------------------------------------------------------ 3. venv
 
 setup_venv() {
@@ -177,6 +240,7 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found (install the Rust toolc
 ensure_postgres
 ensure_rabbitmq
 setup_reflink_fs
+ensure_iscsi
 setup_venv
 setup_keystone_venv
 

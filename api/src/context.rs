@@ -88,6 +88,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ServiceRoles {
 /// Top-level resource names, so `/v3/<name>` is not mistaken for a project id.
 const RESOURCES: &[&str] = &[
     "volumes",
+    "attachments",
     "snapshots",
     "types",
     "os-availability-zone",
@@ -99,6 +100,7 @@ const RESOURCES: &[&str] = &[
     "messages",
     "projects",
     "capabilities",
+    "resource_filters",
 ];
 
 /// The project id in `/v3/{project_id}/…`, if the URL has one.

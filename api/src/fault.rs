@@ -65,7 +65,7 @@ fn status_of(e: &Error) -> StatusCode {
         Error::OverLimit(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
-        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Backend(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -10,32 +10,23 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
+use scoria_keystone::{expiry, Credentials, PasswordSession, SignInError, Token};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::fault::fault;
 
 /// How long a request to Keystone may take before the caller gets a 503.
 const KEYSTONE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The service token is renewed this long before it expires.
-const SERVICE_TOKEN_MARGIN: Duration = Duration::from_secs(120);
 /// At most this many validated tokens are remembered.
 const CACHE_CAPACITY: usize = 10_000;
 
 /// The `[keystone_authtoken]` options Scoria reads (keystonemiddleware's names).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct KeystoneConfig {
-    /// Keystone's address, with or without the `/v3` suffix.
-    pub auth_url: String,
+    /// Scoria's service user, for its own (service) token.
+    pub credentials: Credentials,
     /// Sent to unauthenticated callers in `WWW-Authenticate`; `auth_url` when unset.
     pub www_authenticate_uri: Option<String>,
-    /// Scoria's service user.
-    pub username: String,
-    pub password: String,
-    /// The project the service token is scoped to.
-    pub project_name: String,
-    pub user_domain_name: String,
-    pub project_domain_name: String,
     /// Upper bound on how long a validation is trusted (`token_cache_time`,
     /// 300 s by default): a revoked token stops working after at most this.
     pub token_cache_time: Duration,
@@ -43,16 +34,16 @@ pub struct KeystoneConfig {
 
 impl KeystoneConfig {
     /// Reads the options from `get(option)`, e.g. the `[keystone_authtoken]`
-    /// section of an INI file. Domains default to `Default`, `project_name`
-    /// to `service`; `auth_url`, `username` and `password` are required.
+    /// section of an INI file: the credentials (see
+    /// [`Credentials::from_options`]; `auth_url` is required) and the options above.
     pub fn from_options(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let credentials = Credentials::from_options("keystone_authtoken", &get)?
+            .ok_or("[keystone_authtoken] auth_url is not set")?;
         let opt = |name: &str| {
             get(name)
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let required =
-            |name: &str| opt(name).ok_or_else(|| format!("[keystone_authtoken] {name} is not set"));
         let token_cache_time = match opt("token_cache_time") {
             Some(v) => Duration::from_secs(v.parse().map_err(|_| {
                 format!("[keystone_authtoken] token_cache_time = {v} is not a number of seconds")
@@ -60,29 +51,10 @@ impl KeystoneConfig {
             None => Duration::from_secs(300),
         };
         Ok(KeystoneConfig {
-            auth_url: required("auth_url")?,
+            credentials,
             www_authenticate_uri: opt("www_authenticate_uri").or_else(|| opt("auth_uri")),
-            username: required("username")?,
-            password: required("password")?,
-            project_name: opt("project_name").unwrap_or_else(|| "service".into()),
-            user_domain_name: opt("user_domain_name").unwrap_or_else(|| "Default".into()),
-            project_domain_name: opt("project_domain_name").unwrap_or_else(|| "Default".into()),
             token_cache_time,
         })
-    }
-}
-
-impl std::fmt::Debug for KeystoneConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeystoneConfig")
-            .field("auth_url", &self.auth_url)
-            .field("www_authenticate_uri", &self.www_authenticate_uri)
-            .field("username", &self.username)
-            .field("project_name", &self.project_name)
-            .field("user_domain_name", &self.user_domain_name)
-            .field("project_domain_name", &self.project_domain_name)
-            .field("token_cache_time", &self.token_cache_time)
-            .finish_non_exhaustive()
     }
 }
 
@@ -113,12 +85,11 @@ pub(crate) enum AuthFailure {
 
 /// Validates tokens against Keystone; shared by every request.
 pub struct KeystoneAuth {
-    /// Keystone's `/v3` root, without a trailing slash.
-    v3: String,
     cfg: KeystoneConfig,
     challenge: HeaderValue,
     http: reqwest::Client,
-    service_token: tokio::sync::Mutex<Option<ServiceToken>>,
+    /// Scoria's own sign-in, for its service token.
+    service: PasswordSession,
     cache: Mutex<TokenCache>,
 }
 
@@ -130,23 +101,13 @@ impl std::fmt::Debug for KeystoneAuth {
     }
 }
 
-struct ServiceToken {
-    token: String,
-    renew_at: Instant,
-}
-
 impl KeystoneAuth {
     /// Checks the configuration; no request is made until the first caller arrives.
     pub fn new(cfg: KeystoneConfig) -> Result<Self, String> {
-        let root = cfg.auth_url.trim_end_matches('/');
-        if !(root.starts_with("http://") || root.starts_with("https://")) {
-            return Err(format!(
-                "[keystone_authtoken] auth_url = {} is not an http(s) URL",
-                cfg.auth_url
-            ));
-        }
-        let root = root.strip_suffix("/v3").unwrap_or(root);
-        let uri = cfg.www_authenticate_uri.as_deref().unwrap_or(&cfg.auth_url);
+        let uri = cfg
+            .www_authenticate_uri
+            .as_deref()
+            .unwrap_or(&cfg.credentials.auth_url);
         let challenge =
             HeaderValue::from_str(&format!("Keystone uri=\"{uri}\"")).map_err(|_| {
                 format!("[keystone_authtoken] www_authenticate_uri = {uri} is not valid")
@@ -157,11 +118,10 @@ impl KeystoneAuth {
             .build()
             .map_err(|e| format!("cannot build the HTTP client for Keystone: {e}"))?;
         Ok(KeystoneAuth {
-            v3: format!("{root}/v3"),
+            service: PasswordSession::new(cfg.credentials.clone(), http.clone()),
             cfg,
             challenge,
             http,
-            service_token: tokio::sync::Mutex::new(None),
             cache: Mutex::new(TokenCache::default()),
         })
     }
@@ -244,12 +204,12 @@ impl KeystoneAuth {
             .map_err(Validation::Failed)?;
         let resp = self
             .http
-            .get(format!("{}/auth/tokens", self.v3))
-            .header("x-auth-token", service)
+            .get(format!("{}/auth/tokens", self.service.v3_url()))
+            .header("x-auth-token", service.value())
             .header("x-subject-token", token)
             .send()
             .await
-            .map_err(|e| Validation::Failed(self.unreachable(e)))?;
+            .map_err(|e| Validation::Failed(self.unreachable(e.is_timeout())))?;
         match resp.status().as_u16() {
             200 => {
                 let body: TokenBody = resp.json().await.map_err(|e| {
@@ -268,7 +228,7 @@ impl KeystoneAuth {
             403 => Err(Validation::Failed(AuthFailure::Unavailable(format!(
                 "Keystone does not let the service user {} validate tokens; give it the \
                  admin or service role.",
-                self.cfg.username
+                self.cfg.credentials.username
             )))),
             s => Err(Validation::Failed(AuthFailure::Unavailable(format!(
                 "Keystone answered token validation with HTTP {s}."
@@ -276,84 +236,31 @@ impl KeystoneAuth {
         }
     }
 
-    /// Scoria's own token, signing in when there is none, it is about to
-    /// expire, or `renew` asks for a fresh one.
-    async fn service_token(&self, renew: bool) -> Result<String, AuthFailure> {
-        let mut held = self.service_token.lock().await;
-        if let Some(t) = held
-            .as_ref()
-            .filter(|t| !renew && Instant::now() < t.renew_at)
-        {
-            return Ok(t.token.clone());
-        }
-        *held = None;
-        let fresh = self.sign_in().await?;
-        let token = fresh.token.clone();
-        *held = Some(fresh);
-        Ok(token)
-    }
-
-    /// `POST /v3/auth/tokens` with the service user's password, project-scoped.
-    async fn sign_in(&self) -> Result<ServiceToken, AuthFailure> {
-        let c = &self.cfg;
-        let body = json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": c.username,
-                "domain": {"name": c.user_domain_name},
-                "password": c.password,
-            }}},
-            "scope": {"project": {
-                "name": c.project_name,
-                "domain": {"name": c.project_domain_name},
-            }},
-        }});
-        let resp = self
-            .http
-            .post(format!("{}/auth/tokens", self.v3))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(AuthFailure::Unavailable(format!(
-                "Keystone refused Scoria's service credentials (user {} in project {}): HTTP {}.",
-                c.username,
-                c.project_name,
-                status.as_u16()
-            )));
-        }
-        let token = resp
-            .headers()
-            .get("x-subject-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                AuthFailure::Unavailable("Keystone issued no X-Subject-Token.".into())
-            })?;
-        let body: TokenBody = resp.json().await.map_err(|e| {
-            AuthFailure::Unavailable(format!("Keystone's token answer is not understood: {e}"))
-        })?;
-        let lifetime = expiry(&body.token.expires_at)
-            .and_then(|at| (at - Utc::now()).to_std().ok())
-            .unwrap_or_default();
-        // Renew ahead of expiry: by the margin, or at half-life for short-lived tokens.
-        let ahead = SERVICE_TOKEN_MARGIN.min(lifetime / 2);
-        Ok(ServiceToken {
-            token,
-            renew_at: Instant::now() + lifetime - ahead,
+    /// Scoria's own token (see [`PasswordSession::token`]).
+    async fn service_token(&self, renew: bool) -> Result<Arc<Token>, AuthFailure> {
+        self.service.token(renew).await.map_err(|e| match e {
+            SignInError::Unreachable { timeout, .. } => self.unreachable(timeout),
+            SignInError::Refused(status) => {
+                let c = &self.cfg.credentials;
+                AuthFailure::Unavailable(format!(
+                    "Keystone refused Scoria's service credentials (user {} in project {}): \
+                     HTTP {status}.",
+                    c.username, c.project_name
+                ))
+            }
+            SignInError::Malformed(msg) => AuthFailure::Unavailable(format!("{msg}.")),
         })
     }
 
-    fn unreachable(&self, e: reqwest::Error) -> AuthFailure {
-        let what = if e.is_timeout() {
+    fn unreachable(&self, timeout: bool) -> AuthFailure {
+        let what = if timeout {
             "did not answer in time"
         } else {
             "is unreachable"
         };
         AuthFailure::Unavailable(format!(
             "The identity service at {} {what}; cannot validate the token.",
-            self.v3
+            self.service.v3_url()
         ))
     }
 }
@@ -373,12 +280,6 @@ fn token_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
-}
-
-fn expiry(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// The parts of Keystone's token document Scoria uses.
@@ -467,6 +368,7 @@ mod tests {
     use axum::http::HeaderMap;
     use axum::routing::get;
     use axum::Json;
+    use serde_json::json;
 
     use super::*;
 
@@ -533,20 +435,24 @@ mod tests {
             _ => None,
         };
         let cfg = KeystoneConfig::from_options(opts).unwrap();
-        assert_eq!(cfg.project_name, "service");
-        assert_eq!(cfg.user_domain_name, "Default");
+        assert_eq!(cfg.credentials.project_name, "service");
         assert_eq!(cfg.token_cache_time, Duration::from_secs(30));
         assert!(
             !format!("{cfg:?}").contains("pw"),
             "the password is not logged"
         );
         let auth = KeystoneAuth::new(cfg).unwrap();
-        assert_eq!(auth.v3, "http://ks:5000/v3");
         assert_eq!(auth.challenge, "Keystone uri=\"http://ks:5000/v3/\"");
-        let missing = KeystoneConfig::from_options(|k| opts(k).filter(|_| k != "password"));
+        let without = |name: &'static str| {
+            KeystoneConfig::from_options(move |k| opts(k).filter(|_| k != name)).unwrap_err()
+        };
         assert_eq!(
-            missing.unwrap_err(),
+            without("password"),
             "[keystone_authtoken] password is not set"
+        );
+        assert_eq!(
+            without("auth_url"),
+            "[keystone_authtoken] auth_url is not set"
         );
     }
 
@@ -636,13 +542,15 @@ mod tests {
 
     fn auth_for(url: &str) -> KeystoneAuth {
         KeystoneAuth::new(KeystoneConfig {
-            auth_url: url.into(),
+            credentials: Credentials {
+                auth_url: url.into(),
+                username: "scoria".into(),
+                password: "pw".into(),
+                project_name: "service".into(),
+                user_domain_name: "Default".into(),
+                project_domain_name: "Default".into(),
+            },
             www_authenticate_uri: None,
-            username: "scoria".into(),
-            password: "pw".into(),
-            project_name: "service".into(),
-            user_domain_name: "Default".into(),
-            project_domain_name: "Default".into(),
             token_cache_time: Duration::from_secs(300),
         })
         .unwrap()

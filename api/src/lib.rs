@@ -4,14 +4,20 @@
 //! The api validates, records the request in the database, and casts the
 //! work to the scheduler or a volume manager; it never touches storage.
 
+mod attach;
+mod attach_actions;
+mod attachments;
 mod capabilities;
 mod context;
+mod encryption;
 mod extract;
 mod fault;
+mod filters;
 mod keystone;
 mod metadata;
 mod paging;
 mod projects;
+mod revert;
 mod snapshots;
 mod validate;
 pub mod version;
@@ -107,6 +113,8 @@ fn resources() -> Router<ApiState> {
     Router::new()
         .merge(volumes::routes())
         .merge(volume_actions::routes())
+        .merge(attachments::routes())
+        .merge(encryption::routes())
         .merge(snapshots::routes())
         .merge(metadata::routes())
         .merge(types::routes())
@@ -116,6 +124,7 @@ fn resources() -> Router<ApiState> {
         .merge(extensions::routes())
         .merge(projects::routes())
         .merge(capabilities::routes())
+        .merge(filters::routes())
 }
 
 /// The whole application.

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::context::Ctx;
 use crate::extract::Params;
 use crate::fault::{ApiError, ApiResult};
-use crate::{paging, validate, views, ApiState};
+use crate::{filters, paging, validate, views, ApiState};
 
 /// Routes of this module, relative to `/v3`.
 pub fn routes() -> Router<ApiState> {
@@ -52,6 +52,7 @@ fn view(ctx: &Ctx, m: &UserMessage) -> Value {
 /// The filters of a listing: the caller's project unless an administrator
 /// asks for `all_tenants`, plus the message fields given.
 fn query(ctx: &Ctx, params: &Params) -> ApiResult<MessageQuery> {
+    filters::check(ctx, "message", params)?;
     let all = ctx.rc.is_admin
         && params
             .get("all_tenants")
@@ -69,6 +70,7 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<MessageQuery> {
         event_id: field("event_id"),
         request_id: field("request_id"),
         message_level: field("message_level"),
+        like: filters::likes(ctx, params, MessageQuery::LIKE_KEYS)?,
         page,
     })
 }

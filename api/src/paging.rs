@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use crate::context::Ctx;
 use crate::extract::Params;
 use crate::fault::{bad_request, ApiError};
+use crate::validate;
 
 /// The most items one page returns (Cinder's `osapi_max_limit`).
 pub const MAX_LIMIT: i64 = 1000;
@@ -111,6 +112,16 @@ pub struct Listing<T> {
     key: &'static str,
     items: Vec<T>,
     next: Option<Value>,
+    /// Every matching item, regardless of the page (`with_count`, 3.45).
+    count: Option<i64>,
+}
+
+impl<T> Listing<T> {
+    /// Adds the top-level `count` when given.
+    pub fn counted(mut self, count: Option<i64>) -> Self {
+        self.count = count;
+        self
+    }
 }
 
 impl<T: Serialize> Serialize for Listing<T> {
@@ -120,6 +131,9 @@ impl<T: Serialize> Serialize for Listing<T> {
         map.serialize_entry(self.key, &self.items)?;
         if let Some(next) = &self.next {
             map.serialize_entry(&format!("{}_links", self.key), next)?;
+        }
+        if let Some(count) = self.count {
+            map.serialize_entry("count", &count)?;
         }
         map.end()
     }
@@ -155,5 +169,22 @@ pub fn listing<T>(
     last_id: Option<&str>,
 ) -> Listing<T> {
     let next = next_link(&ctx.link_base, path, params, page, items.len(), last_id);
-    Listing { key, items, next }
+    Listing {
+        key,
+        items,
+        next,
+        count: None,
+    }
+}
+
+/// Whether a listing should report its total (`with_count=true`, from 3.45).
+pub fn with_count(ctx: &Ctx, params: &Params) -> Result<bool, ApiError> {
+    match params.get("with_count") {
+        Some(v) if ctx.version.at_least(45) => validate::parse_bool(v).ok_or_else(|| {
+            bad_request(format!(
+                "Invalid input received: with_count must be a boolean, got '{v}'."
+            ))
+        }),
+        _ => Ok(false),
+    }
 }

@@ -10,9 +10,11 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use scoria_core::model::{Service, VOLUME_BINARY};
+use scoria_core::model::{Metadata, Service, VOLUME_BINARY};
 use scoria_core::stats::StatsReport;
 use scoria_core::{time, Error};
+use scoria_scheduler::extra_specs;
+use scoria_scheduler::filters::capabilities_satisfy;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -257,6 +259,50 @@ fn schedulable_pools(services: &[Service], live: &Liveness) -> Vec<Pool> {
     pools
 }
 
+/// What `get_pools` is filtered by, from 3.28: the pool's `name`, the extra
+/// specs of a `volume_type` (3.35) and, for any other key, the capability of
+/// that name (a value or an extra-spec style operator expression).
+#[derive(Debug, Default)]
+struct PoolFilter {
+    name: Option<String>,
+    type_specs: Option<Metadata>,
+    capabilities: Vec<(String, String)>,
+}
+
+impl PoolFilter {
+    fn keeps(&self, pool: &Pool) -> bool {
+        self.name.as_ref().is_none_or(|n| pool.name == *n)
+            && self
+                .type_specs
+                .as_ref()
+                .is_none_or(|specs| capabilities_satisfy(&pool.capabilities, specs).is_ok())
+            && self.capabilities.iter().all(|(key, wanted)| {
+                pool.capabilities
+                    .get(key)
+                    .is_some_and(|cap| extra_specs::matches(cap, wanted))
+            })
+    }
+}
+
+async fn pool_filter(s: &ApiState, ctx: &Ctx, params: &Params) -> ApiResult<PoolFilter> {
+    let mut filter = PoolFilter::default();
+    if !ctx.version.at_least(28) {
+        return Ok(filter);
+    }
+    for (key, value) in &params.0 {
+        match key.as_str() {
+            "detail" => {}
+            "name" => filter.name = Some(value.clone()),
+            "volume_type" if !ctx.version.at_least(35) => {}
+            "volume_type" => {
+                filter.type_specs = Some(s.db.find_volume_type(value).await?.extra_specs)
+            }
+            _ => filter.capabilities.push((key.clone(), value.clone())),
+        }
+    }
+    Ok(filter)
+}
+
 async fn pools(State(s): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult<Json<Value>> {
     ctx.require_admin("scheduler_extension:scheduler_stats:get_pools")?;
     let detail = params
@@ -264,12 +310,11 @@ async fn pools(State(s): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult
         .map(|d| validate::boolean("detail", &Value::from(d)))
         .transpose()?
         .unwrap_or(false);
-    // Filtering by name exists from 3.28 on.
-    let name = params.get("name").filter(|_| ctx.version.at_least(28));
+    let filter = pool_filter(&s, &ctx, &params).await?;
     let services = s.db.list_services(None, Some(VOLUME_BINARY)).await?;
     let views: Vec<Value> = schedulable_pools(&services, &liveness(&s))
         .into_iter()
-        .filter(|p| name.is_none_or(|n| p.name == n))
+        .filter(|p| filter.keeps(p))
         .map(|p| match detail {
             true => json!({"name": p.name, "capabilities": p.capabilities}),
             false => json!({"name": p.name}),
@@ -329,6 +374,7 @@ mod tests {
                 thick_provisioning: false,
                 multiattach: true,
                 online_extend: true,
+                shared_targets: false,
                 snapshot_revert: false,
                 local_attach: true,
                 min_volume_gb: 1,
@@ -436,6 +482,49 @@ mod tests {
         assert_eq!(caps["backend_state"], "up");
         assert_eq!(caps["pool_name"], "a");
         assert!(caps["timestamp"].is_string());
+    }
+
+    #[test]
+    fn pool_filters_match_name_type_specs_and_capabilities() {
+        let live = Liveness::new(DOWN_TIME);
+        let services = [with_report(
+            service(VOLUME_BINARY, "n1@file", "nova", 0),
+            &["a"],
+            0,
+        )];
+        let pool = schedulable_pools(&services, &live).remove(0);
+        let specs = |pairs: &[(&str, &str)]| -> Metadata {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let keeps = |f: PoolFilter| f.keeps(&pool);
+        assert!(keeps(PoolFilter::default()));
+        assert!(keeps(PoolFilter {
+            name: Some("n1@file#a".into()),
+            ..Default::default()
+        }));
+        assert!(!keeps(PoolFilter {
+            name: Some("n1@file#b".into()),
+            ..Default::default()
+        }));
+        let typed = |pairs: &[(&str, &str)]| PoolFilter {
+            type_specs: Some(specs(pairs)),
+            ..Default::default()
+        };
+        assert!(keeps(typed(&[("volume_backend_name", "file")])));
+        assert!(keeps(typed(&[("multiattach", "<is> True")])));
+        assert!(!keeps(typed(&[("volume_backend_name", "lvm")])));
+        assert!(keeps(typed(&[("qos:iops", "100")])));
+        let cap = |k: &str, v: &str| PoolFilter {
+            capabilities: vec![(k.into(), v.into())],
+            ..Default::default()
+        };
+        assert!(keeps(cap("storage_protocol", "file")));
+        assert!(keeps(cap("thin_provisioning_support", "True")));
+        assert!(!keeps(cap("storage_protocol", "iSCSI")));
+        assert!(!keeps(cap("no_such_capability", "x")));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use scoria_core::model::Snapshot;
 use scoria_core::rpc::{volume_topic, VolumeRequest};
 use scoria_core::status::{list_quoted, SnapshotStatus, VolumeStatus};
 use scoria_core::{time, Error};
-use scoria_db::{SnapshotChanges, SnapshotQuery};
+use scoria_db::{SnapshotChanges, SnapshotQuery, SortKey};
 use serde_json::{json, Map, Value};
 
 use crate::context::Ctx;
@@ -18,7 +18,7 @@ use crate::fault::{bad_request, ApiError, ApiResult};
 use crate::validate::{self, MAX_TEXT};
 use crate::volume_actions::single_action;
 use crate::volumes::{visible_volume, IdPath};
-use crate::{paging, views, ApiState};
+use crate::{filters, paging, views, ApiState};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -109,7 +109,17 @@ async fn create(
         .into_response())
 }
 
-async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiResult<Response> {
+/// Sort keys of a listing: `name` only from 3.30 (`display_name` always).
+fn sort_keys(ctx: &Ctx) -> Vec<SortKey> {
+    SnapshotQuery::SORT_KEYS
+        .iter()
+        .filter(|k| k.name != "name" || ctx.version.at_least(30))
+        .copied()
+        .collect()
+}
+
+fn query(ctx: &Ctx, params: &Params) -> ApiResult<SnapshotQuery> {
+    filters::check(ctx, "snapshot", params)?;
     let all = ctx.rc.is_admin
         && params
             .get("all_tenants")
@@ -123,13 +133,24 @@ async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiRes
             .map(str::to_string),
         status: params.get("status").map(str::to_string),
         volume_id: params.get("volume_id").map(str::to_string),
-        page: paging::page(&params, SnapshotQuery::SORT_KEYS)?,
+        availability_zone: params.get("availability_zone").map(str::to_string),
+        like: filters::likes(ctx, params, SnapshotQuery::LIKE_KEYS)?,
+        page: paging::page(params, &sort_keys(ctx))?,
         ..Default::default()
     };
     if let (Some(meta), true) = (params.get("metadata"), ctx.version.at_least(22)) {
         q.metadata = validate::metadata_filter(meta)?;
     }
+    Ok(q)
+}
+
+async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiResult<Response> {
+    let q = query(&ctx, &params)?;
     let snaps = state.db.list_snapshots(&q).await?;
+    let count = match paging::with_count(&ctx, &params)? {
+        true => Some(state.db.count_snapshots(&q).await?),
+        false => None,
+    };
     let items: Vec<Value> = snaps
         .iter()
         .map(|s| views::snapshot(&ctx, s, detail))
@@ -141,7 +162,7 @@ async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiRes
     };
     let last = snaps.last().map(|s| s.id.as_str());
     let out = paging::listing(&ctx, "snapshots", path, &params, &q.page, items, last);
-    Ok(out.into_response())
+    Ok(out.counted(count).into_response())
 }
 
 async fn list_summary(

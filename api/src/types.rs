@@ -106,12 +106,32 @@ fn listed_visibility(is_admin: bool, is_public: Option<&str>) -> ApiResult<Optio
     }
 }
 
+/// The `extra_specs` filter of a listing (from 3.52): pairs every listed
+/// type must carry. `None` when absent or older.
+fn spec_filter(ctx: &Ctx, params: &Params) -> ApiResult<Option<Vec<(String, String)>>> {
+    match params.get("extra_specs") {
+        Some(text) if ctx.version.at_least(52) => validate::metadata_filter(text).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Whether `t` carries every wanted spec. A caller who is not an
+/// administrator matches nothing by specs hidden from them.
+fn has_specs(is_admin: bool, t: &VolumeType, wanted: &[(String, String)]) -> bool {
+    let visible = visible_specs(is_admin, &t.extra_specs);
+    wanted
+        .iter()
+        .all(|(k, v)| visible.get(k).is_some_and(|have| have == v))
+}
+
 async fn list(State(s): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult<Json<Value>> {
     let wanted = listed_visibility(ctx.rc.is_admin, params.get("is_public"))?;
+    let specs = spec_filter(&ctx, &params)?.unwrap_or_default();
     let types = s.db.list_volume_types(wanted == Some(true)).await?;
     let views: Vec<Value> = types
         .iter()
         .filter(|t| wanted.is_none_or(|public| t.is_public == public))
+        .filter(|t| has_specs(ctx.rc.is_admin, t, &specs))
         .map(|t| view(&ctx, t))
         .collect();
     Ok(Json(json!({ "volume_types": views })))
@@ -420,6 +440,31 @@ mod tests {
             visible_specs(false, &specs).keys().collect::<Vec<_>>(),
             ["multiattach"]
         );
+    }
+
+    #[test]
+    fn spec_filter_matches_visible_specs_only() {
+        let t = VolumeType {
+            id: "t1".into(),
+            name: "gold".into(),
+            description: None,
+            is_public: true,
+            extra_specs: [
+                ("multiattach", "<is> True"),
+                ("volume_backend_name", "file"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            created_at: "2026-01-01T00:00:00.000000".into(),
+            updated_at: None,
+        };
+        let want = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        assert!(has_specs(true, &t, &want("volume_backend_name", "file")));
+        assert!(!has_specs(true, &t, &want("volume_backend_name", "lvm")));
+        assert!(!has_specs(false, &t, &want("volume_backend_name", "file")));
+        assert!(has_specs(false, &t, &want("multiattach", "<is> True")));
+        assert!(has_specs(false, &t, &[]));
     }
 
     #[test]

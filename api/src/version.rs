@@ -37,8 +37,7 @@ impl std::fmt::Display for ApiVersion {
 /// The oldest microversion served.
 pub const MIN_VERSION: ApiVersion = ApiVersion::v3(0);
 /// The newest microversion whose behaviour Scoria implements for every resource it serves.
-/// 3.27 (the attachments API) is the next step.
-pub const MAX_VERSION: ApiVersion = ApiVersion::v3(26);
+pub const MAX_VERSION: ApiVersion = ApiVersion::v3(54);
 
 /// Header carrying the microversion.
 pub const HEADER: &str = "openstack-api-version";

@@ -77,7 +77,11 @@ pub struct VolumeDetail<'a> {
     replication_status: Null,
     consistencygroup_id: Null,
     multiattach: bool,
-    attachments: [(); 0],
+    attachments: Vec<AttachmentRef<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shared_targets: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_uuid: Option<Option<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     migration_status: Option<Null>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,6 +108,20 @@ pub struct VolumeDetail<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     name_id: Option<Null>,
+}
+
+/// An attachment as a volume lists it (only `attached` ones); `id` is the
+/// volume's id, as in Cinder.
+#[derive(Debug, Serialize)]
+pub struct AttachmentRef<'a> {
+    id: &'a str,
+    attachment_id: &'a str,
+    volume_id: &'a str,
+    server_id: Option<&'a str>,
+    /// Shown to administrators only.
+    host_name: Option<&'a str>,
+    device: Option<&'a str>,
+    attached_at: Option<&'a str>,
 }
 
 /// The detail view; `extended` adds the `os-vol-*` attributes shown on
@@ -144,7 +162,28 @@ pub fn volume_detail<'a>(ctx: &Ctx, v: &'a Volume, extended: bool) -> VolumeDeta
         replication_status: None,
         consistencygroup_id: None,
         multiattach: v.multiattach,
-        attachments: [],
+        attachments: v
+            .attachments
+            .iter()
+            .map(|a| AttachmentRef {
+                id: &v.id,
+                attachment_id: &a.attachment_id,
+                volume_id: &v.id,
+                server_id: a.instance_uuid.as_deref(),
+                host_name: if admin {
+                    a.attached_host.as_deref()
+                } else {
+                    None
+                },
+                device: a.mountpoint.as_deref(),
+                attached_at: a.attached_at.as_deref(),
+            })
+            .collect(),
+        shared_targets: ctx.version.at_least(48).then_some(v.shared_targets),
+        service_uuid: ctx
+            .version
+            .at_least(48)
+            .then_some(v.service_uuid.as_deref()),
         migration_status: when(admin),
         group_id: when(ctx.version.at_least(13)),
         provider_id: when(admin && ctx.version.at_least(21)),
@@ -177,6 +216,9 @@ pub fn snapshot(ctx: &Ctx, s: &Snapshot, extended: bool) -> Value {
     let o = out.as_object_mut().expect("object literal");
     if ctx.version.at_least(14) {
         o.insert("group_snapshot_id".into(), Value::Null);
+    }
+    if ctx.version.at_least(41) {
+        o.insert("user_id".into(), json!(s.user_id));
     }
     if extended {
         o.insert(

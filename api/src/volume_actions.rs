@@ -5,12 +5,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use scoria_core::model::{Volume, VOLUME_BINARY};
 use scoria_core::rpc::{volume_topic, VolumeRequest};
+use scoria_core::stats::StatsReport;
 use scoria_core::status::{list_quoted, AttachStatus, VolumeStatus};
 use scoria_core::Error;
 use scoria_db::{VolumeChanges, VolumeGuard};
 use serde_json::{Map, Value};
 
+use crate::attach_actions;
 use crate::context::Ctx;
 use crate::extract::JsonBody;
 use crate::fault::{bad_request, ApiError, ApiResult};
@@ -54,6 +57,9 @@ async fn action(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let (name, arg) = single_action(&body)?;
+    if let Some(done) = attach_actions::run(&state, &ctx, &p.id, name, arg).await {
+        return done;
+    }
     let accepted = StatusCode::ACCEPTED.into_response();
     match name {
         "os-extend" => extend(&state, &ctx, &p.id, args(name, arg)?).await.map(|_| accepted),
@@ -66,6 +72,7 @@ async fn action(
             let bootable = validate::boolean("bootable", required(name, args(name, arg)?, "bootable")?)?;
             set_bootable(&state, &ctx, &p.id, bootable).await.map(|_| StatusCode::OK.into_response())
         }
+        "revert" => crate::revert::revert(&state, &ctx, &p.id, arg).await.map(|_| accepted),
         "os-update_readonly_flag" => {
             let readonly = validate::boolean("readonly", required(name, args(name, arg)?, "readonly")?)?;
             set_readonly(&state, &ctx, &p.id, readonly).await.map(|_| accepted)
@@ -87,6 +94,11 @@ async fn extend(state: &ApiState, ctx: &Ctx, id: &str, m: &Map<String, Value>) -
         return Err(bad_request(format!(
             "Invalid input received: New size for extend must be greater than current size. (current: {}, extended: {new_size})",
             v.size
+        )));
+    }
+    if v.status == VolumeStatus::InUse && !extends_online(state, &v).await? {
+        return Err(bad_request(format!(
+            "Invalid volume: Volume {id} is in-use and its backend cannot extend attached volumes; detach it first."
         )));
     }
     let changes = VolumeChanges {
@@ -115,6 +127,23 @@ async fn extend(state: &ApiState, ctx: &Ctx, id: &str, m: &Map<String, Value>) -
         .cast(&volume_topic(backend), &ctx.rc, &req)
         .await?;
     Ok(())
+}
+
+/// Whether the volume's backend says it can extend attached volumes (a
+/// backend that has not reported yet gets the benefit of the doubt).
+async fn extends_online(state: &ApiState, v: &Volume) -> ApiResult<bool> {
+    let Some(backend) = v.backend() else {
+        return Ok(false);
+    };
+    let services = state
+        .db
+        .list_services(Some(backend), Some(VOLUME_BINARY))
+        .await?;
+    let report = services
+        .into_iter()
+        .find_map(|s| s.stats)
+        .and_then(|stats| serde_json::from_value::<StatsReport>(stats).ok());
+    Ok(report.is_none_or(|r| r.capabilities.online_extend))
 }
 
 async fn reset_status(

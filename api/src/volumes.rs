@@ -17,7 +17,7 @@ use crate::context::Ctx;
 use crate::extract::{JsonBody, Params};
 use crate::fault::{bad_request, ApiError, ApiResult};
 use crate::validate::{self, MAX_TEXT};
-use crate::{paging, views, ApiState};
+use crate::{filters, paging, views, ApiState};
 
 #[derive(Deserialize)]
 pub(crate) struct IdPath {
@@ -111,12 +111,61 @@ async fn check_zone(state: &ApiState, zone: &str) -> ApiResult<()> {
     }
 }
 
+/// Keys a volume create may carry from 3.53 on, when unknown keys are refused.
+const CREATE_KEYS: &[&str] = &[
+    "size",
+    "name",
+    "description",
+    "display_name",
+    "display_description",
+    "volume_type",
+    "availability_zone",
+    "metadata",
+    "snapshot_id",
+    "source_volid",
+    "imageRef",
+    "image_id",
+    "consistencygroup_id",
+    "group_id",
+    "backup_id",
+    "multiattach",
+];
+
+/// Keys a volume update may carry from 3.53 on; it must carry one of them.
+const UPDATE_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "display_name",
+    "display_description",
+    "metadata",
+];
+
+/// The first microversion with strict volume create and update bodies.
+const STRICT_SCHEMA_VERSION: u32 = 53;
+
+/// The `volume` object of a create or update body; from 3.53 neither it nor
+/// the body may carry keys outside `allowed` (`outer` for the body).
+fn volume_object<'a>(
+    ctx: &Ctx,
+    body: &'a Map<String, Value>,
+    outer: &[&str],
+    allowed: &[&str],
+) -> ApiResult<&'a Map<String, Value>> {
+    let m = validate::object(body, "volume")?;
+    if ctx.version.at_least(STRICT_SCHEMA_VERSION) {
+        validate::only_keys(body, outer)?;
+        validate::only_keys(m, allowed)?;
+    }
+    Ok(m)
+}
+
 async fn create(
     State(state): State<ApiState>,
     ctx: Ctx,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let m = validate::object(&body, "volume")?;
+    let outer = ["volume", "OS-SCH-HNT:scheduler_hints"];
+    let m = volume_object(&ctx, &body, &outer, CREATE_KEYS)?;
     for unsupported in [
         "imageRef",
         "image_id",
@@ -202,7 +251,10 @@ async fn create(
         snapshot_id,
         source_volid,
         bootable: false,
-        multiattach: false,
+        multiattach: volume_type.multiattach(),
+        shared_targets: false,
+        service_uuid: None,
+        attachments: Vec::new(),
         provider_location: None,
         admin_metadata: Default::default(),
         metadata,
@@ -246,6 +298,7 @@ fn all_tenants(ctx: &Ctx, params: &Params) -> bool {
 }
 
 fn query(ctx: &Ctx, params: &Params) -> ApiResult<VolumeQuery> {
+    filters::check(ctx, "volume", params)?;
     let mut q = VolumeQuery {
         project_id: Some(ctx.rc.project_id.clone()),
         name: params
@@ -254,6 +307,7 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<VolumeQuery> {
             .map(str::to_string),
         status: params.get("status").map(str::to_string),
         availability_zone: params.get("availability_zone").map(str::to_string),
+        like: filters::likes(ctx, params, VolumeQuery::LIKE_KEYS)?,
         page: paging::page(params, VolumeQuery::SORT_KEYS)?,
         ..Default::default()
     };
@@ -290,6 +344,10 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<VolumeQuery> {
 async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiResult<Response> {
     let q = query(&ctx, &params)?;
     let volumes = state.db.list_volumes(&q).await?;
+    let count = match paging::with_count(&ctx, &params)? {
+        true => Some(state.db.count_volumes(&q).await?.0),
+        false => None,
+    };
     let last = volumes.last().map(|v| v.id.as_str());
     let page = &q.page;
     Ok(if detail {
@@ -306,13 +364,16 @@ async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiRes
             items,
             last,
         )
+        .counted(count)
         .into_response()
     } else {
         let items = volumes
             .iter()
             .map(|v| views::volume_summary(&ctx, v))
             .collect();
-        paging::listing(&ctx, "volumes", "volumes", &params, page, items, last).into_response()
+        paging::listing(&ctx, "volumes", "volumes", &params, page, items, last)
+            .counted(count)
+            .into_response()
     })
 }
 
@@ -346,9 +407,11 @@ async fn summary(
         q.project_id = None;
     }
     let (count, size) = state.db.count_volumes(&q).await?;
-    Ok(Json(
-        json!({"volume-summary": {"total_count": count, "total_size": size}}),
-    ))
+    let mut summary = json!({"total_count": count, "total_size": size});
+    if ctx.version.at_least(36) {
+        summary["metadata"] = json!(state.db.volume_metadata_values(&q).await?);
+    }
+    Ok(Json(json!({ "volume-summary": summary })))
 }
 
 async fn show(
@@ -369,7 +432,7 @@ async fn update(
     Path(p): Path<IdPath>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let m = validate::object(&body, "volume")?;
+    let m = volume_object(&ctx, &body, &["volume"], UPDATE_KEYS)?;
     let v = visible_volume(&state, &ctx, &p.id).await?;
     if v.status == VolumeStatus::Maintenance {
         return Err(bad_request(format!(
@@ -395,6 +458,11 @@ async fn update(
         .filter(|v| !v.is_null())
         .map(|v| validate::metadata("metadata", v))
         .transpose()?;
+    if ctx.version.at_least(STRICT_SCHEMA_VERSION) && m.is_empty() {
+        return Err(bad_request(
+            "Invalid input for field/attribute volume. Value: {}. {} does not have enough properties.",
+        ));
+    }
     if changes.name.is_none() && changes.description.is_none() && metadata.is_none() {
         return Err(bad_request(
             "Invalid input received: give at least one of name, description or metadata to update.",

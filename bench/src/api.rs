@@ -6,7 +6,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT};
 use reqwest::{Client, StatusCode, Url};
 use serde_json::{json, Value};
+use uuid::Uuid;
 
+/// The header that asks for a microversion.
+const API_VERSION: &str = "openstack-api-version";
 /// noauth token: user `bench` in project `bench`.
 const TOKEN: &str = "bench:bench";
 /// How often a new volume's status is polled.
@@ -15,6 +18,8 @@ const POLL_EVERY: Duration = Duration::from_millis(2);
 const VOLUME_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for one HTTP request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The microversion sent with the attachments calls (`os-complete` needs 3.44).
+const ATTACH_VERSION: &str = "volume 3.54";
 
 /// A client of one Scoria API on the loopback interface.
 #[derive(Clone)]
@@ -127,6 +132,79 @@ impl Api {
                 _ => {}
             }
         }
+    }
+
+    /// `POST /attachments` for `volume_id` with this host's connector,
+    /// expecting 200; returns the attachment's id and body.
+    pub async fn create_attachment(&self, volume_id: &str) -> Result<(String, Value)> {
+        let body = json!({"attachment": {
+            "volume_uuid": volume_id,
+            "instance_uuid": Uuid::new_v4().to_string(),
+            "connector": {
+                "host": "bench",
+                "initiator": "iqn.2004-10.org.scoria:bench",
+                "ip": "127.0.0.1",
+                "platform": "x86_64",
+                "os_type": "linux",
+                "multipath": false,
+                "mountpoint": "/dev/vdb",
+            },
+        }});
+        let resp = self
+            .http
+            .post(self.url("/attachments"))
+            .header(API_VERSION, ATTACH_VERSION)
+            .json(&body)
+            .send()
+            .await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if status != StatusCode::OK {
+            bail!("POST /attachments for volume {volume_id}: {status}: {text}");
+        }
+        let mut body: Value = serde_json::from_str(&text)
+            .with_context(|| format!("POST /attachments: not JSON: {text}"))?;
+        let attachment = body["attachment"].take();
+        let id = attachment["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("POST /attachments: no id in {text}"))?
+            .to_string();
+        Ok((id, attachment))
+    }
+
+    /// `POST /attachments/{id}/action {"os-complete": null}`, expecting 204.
+    pub async fn complete_attachment(&self, id: &str) -> Result<()> {
+        let path = format!("/attachments/{id}/action");
+        let resp = self
+            .http
+            .post(self.url(&path))
+            .header(API_VERSION, ATTACH_VERSION)
+            .json(&json!({"os-complete": null}))
+            .send()
+            .await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if status != StatusCode::NO_CONTENT {
+            bail!("POST {path} os-complete: {status}: {text}");
+        }
+        Ok(())
+    }
+
+    /// `DELETE /attachments/{id}`, expecting 200.
+    pub async fn delete_attachment(&self, id: &str) -> Result<()> {
+        let path = format!("/attachments/{id}");
+        let resp = self
+            .http
+            .delete(self.url(&path))
+            .header(API_VERSION, ATTACH_VERSION)
+            .send()
+            .await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if status != StatusCode::OK {
+            bail!("DELETE {path}: {status}: {text}");
+        }
+        Ok(())
     }
 
     /// Deletes a volume and waits until it is gone (at most a minute).

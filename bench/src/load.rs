@@ -1,12 +1,13 @@
 //! The measured phases: concurrent workers running a job a bounded number of
 //! times within a time cap, and what they saw.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use tokio::task::JoinSet;
 
 use crate::api::Api;
@@ -17,11 +18,14 @@ const MAX_RATE_REQUESTS: usize = 10_000_000;
 const DELETE_CONCURRENCY: usize = 8;
 
 /// The volumes this run created: all of them for the clean-up, the available
-/// ones for the show phase.
+/// ones for the show and attach phases; and the attachment each volume has
+/// now, if any (a failed or interrupted attach cycle leaves one behind).
 #[derive(Default)]
 pub struct Volumes {
     created: Mutex<Vec<String>>,
     available: Mutex<Vec<String>>,
+    /// Volume id → attachment id.
+    attachments: Mutex<HashMap<String, String>>,
 }
 
 impl Volumes {
@@ -37,7 +41,7 @@ pub struct Phase {
     pub name: String,
     /// Short identifier used in figure names, e.g. `create_c8`.
     pub key: String,
-    /// What one success is: `volumes` or `requests`.
+    /// What one success is: `volumes`, `requests` or `cycles`.
     pub unit: &'static str,
     pub concurrency: usize,
     /// Time of each success, shortest first.
@@ -95,29 +99,41 @@ impl Phase {
     }
 }
 
-/// Runs `job(i)` for i = 0, 1, … on `concurrency` workers until `count` jobs
-/// have started or `cap` has passed, and returns every result.
+/// One job of a phase.
+#[derive(Clone, Copy)]
+struct Turn {
+    /// 0, 1, … over the whole phase.
+    index: usize,
+    /// The worker running it, 0..concurrency.
+    worker: usize,
+    /// 0, 1, … over that worker's jobs.
+    nth: usize,
+}
+
+/// Runs `job(turn)` for indexes 0, 1, … on `concurrency` workers until
+/// `count` jobs have started or `cap` has passed, and returns every result.
 async fn run<T, F, Fut>(concurrency: usize, count: usize, cap: Duration, job: F) -> Result<Vec<T>>
 where
     T: Send + 'static,
-    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    F: Fn(Turn) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = T> + Send,
 {
     let next = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + cap;
     // A JoinSet aborts the workers when this future is dropped (Ctrl-C).
     let mut workers = JoinSet::new();
-    for _ in 0..concurrency {
+    for worker in 0..concurrency {
         let (next, job) = (next.clone(), job.clone());
         workers.spawn(async move {
             let mut results = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count || Instant::now() >= deadline {
-                    return results;
+            for nth in 0.. {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= count || Instant::now() >= deadline {
+                    break;
                 }
-                results.push(job(i).await);
+                results.push(job(Turn { index, worker, nth }).await);
             }
+            results
         });
     }
     let mut all = Vec::new();
@@ -225,8 +241,8 @@ async fn rate(
 ) -> Result<Phase> {
     let api = api.clone();
     let started = Instant::now();
-    let results = run(concurrency, MAX_RATE_REQUESTS, duration, move |i| {
-        let (api, path) = (api.clone(), path(i));
+    let results = run(concurrency, MAX_RATE_REQUESTS, duration, move |turn| {
+        let (api, path) = (api.clone(), path(turn.index));
         async move {
             let t = Instant::now();
             api.fetch(&path).await.map(|()| t.elapsed())
@@ -236,16 +252,112 @@ async fn rate(
     Ok(Phase::new(key, name, "requests", concurrency).record(results, started.elapsed()))
 }
 
+/// Runs attach cycles (create an attachment with a connector, complete it,
+/// delete it; see [`attach_cycle`]) on this run's available volumes for
+/// `duration`, timing each cycle. Worker `w` of `concurrency` takes the
+/// volumes at positions `w`, `w + concurrency`, … in turn, so no two workers
+/// ever attach the same volume.
+pub async fn attach(
+    api: &Api,
+    volumes: &Arc<Volumes>,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<Phase> {
+    let available = volumes.available();
+    if available.len() < concurrency {
+        bail!(
+            "attach at concurrency {concurrency} needs as many available volumes; there are {}",
+            available.len()
+        );
+    }
+    let mut own = vec![Vec::new(); concurrency];
+    for (i, id) in available.into_iter().enumerate() {
+        own[i % concurrency].push(id);
+    }
+    let own = Arc::new(own);
+    let (api, volumes) = (api.clone(), volumes.clone());
+    let started = Instant::now();
+    let results = run(concurrency, MAX_RATE_REQUESTS, duration, move |turn| {
+        let (api, volumes, own) = (api.clone(), volumes.clone(), own.clone());
+        async move {
+            let mine = &own[turn.worker];
+            attach_turn(&api, &volumes, &mine[turn.nth % mine.len()]).await
+        }
+    })
+    .await?;
+    Ok(
+        Phase::new("attach", "attach+complete+detach", "cycles", concurrency)
+            .record(results, started.elapsed()),
+    )
+}
+
+/// One attach cycle on `volume_id`, timed. An attachment an earlier cycle
+/// left on the volume is deleted first, untimed; when that fails, so does
+/// this turn.
+async fn attach_turn(api: &Api, volumes: &Volumes, volume_id: &str) -> Result<Duration> {
+    let left = volumes.attachments.lock().unwrap().get(volume_id).cloned();
+    if let Some(left) = left {
+        api.delete_attachment(&left)
+            .await
+            .context("deleting the attachment an earlier cycle left behind")?;
+        volumes.attachments.lock().unwrap().remove(volume_id);
+    }
+    let started = Instant::now();
+    attach_cycle(api, volumes, volume_id).await?;
+    Ok(started.elapsed())
+}
+
+/// Attaches a volume to a new server on this host and detaches it again:
+/// `POST /attachments` with a connector (200, `attaching`, with
+/// `connection_info.driver_volume_type`), `os-complete` (204), `DELETE`
+/// (200). The attachment is deleted even when completing it failed; one that
+/// could not be deleted stays in [`Volumes`].
+async fn attach_cycle(api: &Api, volumes: &Volumes, volume_id: &str) -> Result<()> {
+    let (id, attachment) = api.create_attachment(volume_id).await?;
+    volumes
+        .attachments
+        .lock()
+        .unwrap()
+        .insert(volume_id.to_string(), id.clone());
+    let exported = attachment["status"] == "attaching"
+        && attachment["connection_info"]["driver_volume_type"].is_string();
+    let completed = if exported {
+        api.complete_attachment(&id).await
+    } else {
+        Err(anyhow!(
+            "POST /attachments: not attaching with a connection_info.driver_volume_type: {attachment}"
+        ))
+    };
+    let deleted = api.delete_attachment(&id).await;
+    if deleted.is_ok() {
+        volumes.attachments.lock().unwrap().remove(volume_id);
+    }
+    completed.and(deleted)
+}
+
+/// Deletes the attachments failed or interrupted attach cycles left behind;
+/// returns how many there were and the failures.
+pub async fn delete_attachments(api: &Api, volumes: &Volumes) -> (usize, Vec<String>) {
+    let left = std::mem::take(&mut *volumes.attachments.lock().unwrap());
+    let mut failures = Vec::new();
+    for id in left.values() {
+        if let Err(e) = api.delete_attachment(id).await {
+            failures.push(format!("{e:#}"));
+        }
+    }
+    (left.len(), failures)
+}
+
 /// Deletes every volume this run created, waiting until each is gone.
 pub async fn delete_all(api: &Api, volumes: &Volumes, cap: Duration) -> Result<Phase> {
     let ids = Arc::new(std::mem::take(&mut *volumes.created.lock().unwrap()));
     let (api, count) = (api.clone(), ids.len());
     let started = Instant::now();
-    let results = run(DELETE_CONCURRENCY, count, cap, move |i| {
+    let results = run(DELETE_CONCURRENCY, count, cap, move |turn| {
         let (api, ids) = (api.clone(), ids.clone());
         async move {
             let t = Instant::now();
-            api.delete(&ids[i]).await.map(|()| t.elapsed())
+            api.delete(&ids[turn.index]).await.map(|()| t.elapsed())
         }
     })
     .await?;

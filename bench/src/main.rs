@@ -1,7 +1,8 @@
 //! `scoria-bench`: measures a Scoria service — create→available latency and
-//! create throughput, show and list requests per second, and the memory of
-//! every Scoria process — as an all-in-one, as a deployment (PostgreSQL,
-//! RabbitMQ, separate api/scheduler/volume processes) or at a running endpoint.
+//! create throughput, show and list requests per second, attach cycle latency
+//! and cycles per second, and the memory of every Scoria process — as an
+//! all-in-one, as a deployment (PostgreSQL, RabbitMQ, separate
+//! api/scheduler/volume processes) or at a running endpoint.
 
 mod api;
 mod load;
@@ -25,6 +26,8 @@ use target::Target;
 const LIST_VOLUMES: usize = 100;
 /// Concurrency of the show and list phases.
 const RATE_CONCURRENCY: usize = 8;
+/// Concurrencies of the attach phases: 1 for latency, 8 for cycles per second.
+const ATTACH_CONCURRENCY: [usize; 2] = [1, 8];
 
 #[derive(Parser)]
 #[command(
@@ -58,7 +61,7 @@ struct Args {
     /// Volumes created 16 at a time (the throughput phase).
     #[arg(long, default_value_t = 800)]
     volumes_c16: usize,
-    /// Seconds each requests-per-second phase runs.
+    /// Seconds each requests-per-second phase and each attach phase runs.
     #[arg(long, default_value_t = 10)]
     rate_seconds: u64,
     /// Upper bound on each create phase and on the clean-up, in seconds.
@@ -163,6 +166,12 @@ async fn measure(
         "GET /volumes/detail?limit={LIST_VOLUMES} for {rate:?}"
     ));
     phases.push(load::list(api, LIST_VOLUMES, RATE_CONCURRENCY, rate).await?);
+    for concurrency in ATTACH_CONCURRENCY {
+        progress(&format!(
+            "attach cycles (create with connector, complete, delete) for {rate:?}, concurrency {concurrency}"
+        ));
+        phases.push(load::attach(api, volumes, concurrency, rate).await?);
+    }
     let memory = memory_report(target, at_rest)?;
     Ok(Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -196,8 +205,20 @@ fn memory_of(target: &Target) -> Result<Vec<memory::Memory>> {
         .collect()
 }
 
-/// Deletes the volumes this run created; reports problems without failing the run.
+/// Deletes the attachments left behind, then the volumes this run created;
+/// reports problems without failing the run.
 async fn clean_up(api: &Api, volumes: &Volumes, args: &Args) {
+    let (left, failures) = load::delete_attachments(api, volumes).await;
+    if left > 0 {
+        progress(&format!(
+            "deleted {} attachments left behind, {} failed",
+            left - failures.len(),
+            failures.len()
+        ));
+        if let Some(e) = failures.first() {
+            progress(&format!("first failure: {e}"));
+        }
+    }
     progress("deleting the volumes created");
     match load::delete_all(api, volumes, Duration::from_secs(args.phase_timeout)).await {
         Ok(p) => {

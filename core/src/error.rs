@@ -28,7 +28,11 @@ pub enum Error {
     /// The backend cannot perform this operation.
     #[error("{0}")]
     Unsupported(String),
-    /// Something failed inside Scoria or its storage (500).
+    /// A storage backend failed an operation; unlike [`Error::Internal`],
+    /// the message is shown to the caller (500).
+    #[error("{0}")]
+    Backend(String),
+    /// Something failed inside Scoria (500, with a generic message).
     #[error("{0}")]
     Internal(String),
 }

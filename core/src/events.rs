@@ -16,6 +16,7 @@ pub enum Action {
     SnapshotCreate,
     SnapshotDelete,
     DeleteVolume,
+    RevertVolume,
 }
 
 impl Action {
@@ -27,6 +28,7 @@ impl Action {
             Action::SnapshotCreate => ("009", "create snapshot"),
             Action::SnapshotDelete => ("010", "delete snapshot"),
             Action::DeleteVolume => ("020", "delete volume"),
+            Action::RevertVolume => ("023", "revert volume to snapshot"),
         }
     }
 }

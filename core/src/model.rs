@@ -33,6 +33,12 @@ pub struct Volume {
     pub source_volid: Option<String>,
     pub bootable: bool,
     pub multiattach: bool,
+    /// Whether the backend reaches several volumes through one target (3.48).
+    pub shared_targets: bool,
+    /// Id of the volume service that holds the volume (3.48).
+    pub service_uuid: Option<String>,
+    /// Attachments in `attached` state, as the volume view lists them.
+    pub attachments: Vec<AttachedTo>,
     /// Driver-owned location data returned at create.
     pub provider_location: Option<String>,
     /// Admin metadata (`readonly`, `attached_mode`, …).
@@ -57,6 +63,115 @@ pub fn backend_of(host: &str) -> &str {
 /// The pool part of `host@backend#pool`, if any.
 pub fn pool_of(host: &str) -> Option<&str> {
     host.split_once('#').map(|(_, p)| p)
+}
+
+/// How an attached host may use a volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessMode {
+    /// Read and write (`rw`).
+    Rw,
+    /// Read only (`ro`).
+    Ro,
+}
+
+impl AccessMode {
+    /// `rw` or `ro`, as Cinder spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessMode::Rw => "rw",
+            AccessMode::Ro => "ro",
+        }
+    }
+
+    /// Parses `rw` or `ro`.
+    pub fn parse(s: &str) -> Option<AccessMode> {
+        match s {
+            "rw" => Some(AccessMode::Rw),
+            "ro" => Some(AccessMode::Ro),
+            _ => None,
+        }
+    }
+}
+
+/// CHAP credentials of one attachment, made by Scoria when a host first asks
+/// for a connection and kept so the export can be restored after a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chap {
+    pub username: String,
+    pub password: String,
+}
+
+/// The host that wants to reach a volume (os-brick's connector properties).
+pub type Connector = serde_json::Map<String, serde_json::Value>;
+
+/// os-brick-style connection information: `{driver_volume_type, data}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionInfo {
+    pub driver_volume_type: String,
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An `attached` attachment, as a volume lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttachedTo {
+    pub attachment_id: String,
+    pub instance_uuid: Option<String>,
+    pub attached_host: Option<String>,
+    pub mountpoint: Option<String>,
+    pub attached_at: Option<String>,
+}
+
+/// One attachment of a volume to a host or server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attachment {
+    pub id: String,
+    pub volume_id: String,
+    /// The volume's project, so listings need no join.
+    pub project_id: String,
+    /// The Nova server, if any.
+    pub instance_uuid: Option<String>,
+    /// The connector's `host`, or the `host_name` of a legacy attach.
+    pub attached_host: Option<String>,
+    pub mountpoint: Option<String>,
+    pub attach_status: AttachStatus,
+    /// `rw` or `ro` once decided.
+    pub attach_mode: Option<AccessMode>,
+    /// The host's connector, once given.
+    pub connector: Option<Connector>,
+    /// What the driver returned for the connector.
+    pub connection_info: Option<ConnectionInfo>,
+    /// Credentials of this attachment's export.
+    pub auth: Option<Chap>,
+    pub attached_at: Option<String>,
+    pub detached_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: Option<String>,
+}
+
+impl Attachment {
+    /// A new attachment of `volume` in `status`, for `instance_uuid` if any,
+    /// with nothing exported yet.
+    pub fn new(volume: &Volume, status: AttachStatus, instance_uuid: Option<String>) -> Self {
+        let now = crate::time::now();
+        Attachment {
+            id: uuid::Uuid::new_v4().to_string(),
+            volume_id: volume.id.clone(),
+            project_id: volume.project_id.clone(),
+            instance_uuid,
+            attached_host: None,
+            mountpoint: None,
+            attach_status: status,
+            attach_mode: None,
+            connector: None,
+            connection_info: None,
+            auth: None,
+            attached_at: None,
+            detached_at: None,
+            created_at: now.clone(),
+            updated_at: Some(now),
+        }
+    }
 }
 
 /// A point-in-time copy of a volume.
@@ -87,6 +202,18 @@ pub struct VolumeType {
     pub extra_specs: Metadata,
     pub created_at: String,
     pub updated_at: Option<String>,
+}
+
+impl VolumeType {
+    /// Whether volumes of this type may be attached to several servers at
+    /// once: the extra spec `multiattach` is `<is> True` (or plain `True`).
+    pub fn multiattach(&self) -> bool {
+        self.extra_specs.get("multiattach").is_some_and(|v| {
+            let v = v.trim();
+            let v = v.strip_prefix("<is>").unwrap_or(v).trim();
+            v.eq_ignore_ascii_case("true")
+        })
+    }
 }
 
 /// The name of the type that always exists and is used when none is asked for.

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Metadata;
+use crate::model::{AccessMode, Chap, Connector, Metadata};
 
 /// The version of the message bodies below.
 pub const RPC_VERSION: u32 = 1;
@@ -72,14 +72,39 @@ pub enum VolumeRequest {
         volume_id: String,
         new_size: i64,
     },
+    /// Revert the volume in `reverting` to its latest snapshot, in `restoring`.
+    RevertToSnapshot {
+        volume_id: String,
+        snapshot_id: String,
+    },
     /// A `call`: the backend's current stats and capabilities, answered with a
     /// [`StatsReport`](crate::stats::StatsReport).
     GetCapabilities,
+    /// A `call`: export the volume for one attachment, answered with its
+    /// [`ConnectionInfo`](crate::model::ConnectionInfo). Repeating it with the same arguments is harmless.
+    InitializeConnection {
+        volume_id: String,
+        attachment_id: String,
+        connector: Connector,
+        access_mode: AccessMode,
+        auth: Chap,
+    },
+    /// A `call`: remove one attachment's export, or all of the volume's
+    /// exports when `attachment_id` is `None`; answered with `null`.
+    TerminateConnection {
+        volume_id: String,
+        attachment_id: Option<String>,
+    },
 }
 
 impl VolumeRequest {
     /// Whether the sender waits for an answer.
     pub fn is_call(&self) -> bool {
-        matches!(self, VolumeRequest::GetCapabilities)
+        matches!(
+            self,
+            VolumeRequest::GetCapabilities
+                | VolumeRequest::InitializeConnection { .. }
+                | VolumeRequest::TerminateConnection { .. }
+        )
     }
 }

@@ -20,6 +20,10 @@ pub struct Capabilities {
     pub multiattach: bool,
     /// A volume may be extended while attached.
     pub online_extend: bool,
+    /// Several volumes are reached through one target, so a host must
+    /// serialise its connects and disconnects (`shared_targets` in Cinder).
+    #[serde(default)]
+    pub shared_targets: bool,
     /// Revert a volume to its latest snapshot in place.
     pub snapshot_revert: bool,
     /// The volume's bytes can be opened on the host running the driver.

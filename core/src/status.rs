@@ -67,6 +67,7 @@ status_enum!(
         Uploading => "uploading",
         Retyping => "retyping",
         Extending => "extending",
+        Reverting => "reverting",
     }
 );
 
@@ -113,6 +114,7 @@ impl VolumeStatus {
         VolumeStatus::Downloading,
         VolumeStatus::Uploading,
         VolumeStatus::Retyping,
+        VolumeStatus::Reverting,
     ];
 }
 

@@ -4,6 +4,7 @@
 //! (…)`) that reports whether it won, so concurrent requests never corrupt a
 //! row: the loser gets a clear error instead.
 
+mod attachments;
 mod messages;
 pub mod metadata;
 mod query;
@@ -13,9 +14,10 @@ mod types;
 mod usage;
 mod volumes;
 
+pub use attachments::{AttachGate, AttachmentChanges, AttachmentQuery};
 pub use messages::MessageQuery;
 pub use metadata::MetaKind;
-pub use query::{Page, SortDir, SortKey};
+pub use query::{Like, LikeKey, Page, SortDir, SortKey};
 pub use snapshots::{SnapshotChanges, SnapshotQuery};
 pub use types::VolumeTypeChanges;
 pub use usage::TypeUsage;
@@ -65,6 +67,27 @@ impl Dialect {
             Dialect::Postgres => {
                 format!("COALESCE((SELECT json_object_agg(key, value) {from_where}), '{{}}'::json)")
             }
+        }
+    }
+
+    /// An empty JSON array, of the type [`Dialect::json_rows`] gives.
+    pub(crate) fn json_empty_array(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "json('[]')",
+            Dialect::Postgres => "'[]'::json",
+        }
+    }
+
+    /// A scalar subquery making a JSON array of one object (from `'key', value`
+    /// pairs) per row (`[]` when there are none), usable inside [`Dialect::json_object`].
+    pub(crate) fn json_rows(self, pairs: &str, from_where: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!(
+                "json(COALESCE((SELECT json_group_array(json_object({pairs})) {from_where}), '[]'))"
+            ),
+            Dialect::Postgres => format!(
+                "COALESCE((SELECT json_agg(json_build_object({pairs})) {from_where}), '[]'::json)"
+            ),
         }
     }
 }

@@ -4,7 +4,7 @@ use scoria_core::model::UserMessage;
 use scoria_core::{time, Error};
 use sqlx::any::AnyRow;
 
-use crate::query::{check_marker, Page, SortKey, Sql};
+use crate::query::{check_marker, Like, LikeKey, Page, SortKey, Sql};
 use crate::{db_err, get_opt, get_str, Db, Result};
 
 /// Filters of a message listing.
@@ -16,10 +16,36 @@ pub struct MessageQuery {
     pub event_id: Option<String>,
     pub request_id: Option<String>,
     pub message_level: Option<String>,
+    /// Substring filters (3.34).
+    pub like: Vec<Like>,
     pub page: Page,
 }
 
 impl MessageQuery {
+    /// Keys a message listing may filter by substring.
+    pub const LIKE_KEYS: &'static [LikeKey] = &[
+        LikeKey {
+            name: "resource_uuid",
+            column: "resource_uuid",
+        },
+        LikeKey {
+            name: "resource_type",
+            column: "resource_type",
+        },
+        LikeKey {
+            name: "event_id",
+            column: "event_id",
+        },
+        LikeKey {
+            name: "request_id",
+            column: "request_id",
+        },
+        LikeKey {
+            name: "message_level",
+            column: "message_level",
+        },
+    ];
+
     /// Keys a message listing may be sorted by.
     pub const SORT_KEYS: &'static [SortKey] = &[
         SortKey {
@@ -112,6 +138,7 @@ impl Db {
                 sql.push(&format!(" AND {col} = ")).bind(value.as_str());
             }
         }
+        sql.push_likes("g", &q.like);
         q.page.apply(&mut sql, "messages", "g");
         let rows = sql.query().fetch_all(&self.pool).await.map_err(db_err)?;
         rows.iter().map(from_row).collect()

@@ -100,6 +100,42 @@ impl Sql {
     }
 }
 
+/// A text column a listing may filter by substring (`key~=value`, 3.34).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LikeKey {
+    /// Name as the API accepts it (without the `~`).
+    pub name: &'static str,
+    /// Column in the table.
+    pub column: &'static str,
+}
+
+/// A substring filter: rows whose column contains `value`, ignoring case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Like {
+    pub key: LikeKey,
+    pub value: String,
+}
+
+impl Sql {
+    /// Appends `AND LOWER(alias.column) LIKE '%value%'` per filter, with `%`,
+    /// `_` and `\` in the value matched literally.
+    pub fn push_likes(&mut self, alias: &str, likes: &[Like]) -> &mut Self {
+        for like in likes {
+            let escaped = like
+                .value
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let ph = self.placeholder(format!("%{}%", escaped.to_lowercase()));
+            self.push(&format!(
+                " AND LOWER({alias}.{}) LIKE {ph} ESCAPE '\\'",
+                like.key.column
+            ));
+        }
+        self
+    }
+}
+
 /// Sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortDir {
@@ -221,5 +257,28 @@ pub(crate) async fn check_marker(
         None => Err(Error::NotFound(format!(
             "Marker {marker} could not be found."
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_values_match_literally() {
+        let key = LikeKey {
+            name: "name",
+            column: "name",
+        };
+        let mut sql = Sql::new("SELECT 1 FROM t v WHERE 1 = 1");
+        sql.push_likes(
+            "v",
+            &[Like {
+                key,
+                value: "50%_A\\".into(),
+            }],
+        );
+        assert!(sql.text.ends_with(" AND LOWER(v.name) LIKE $1 ESCAPE '\\'"));
+        assert!(matches!(&sql.params[0], Param::Text(t) if t == "%50\\%\\_a\\\\%"));
     }
 }

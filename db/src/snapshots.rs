@@ -6,7 +6,7 @@ use scoria_core::{time, Error};
 use sqlx::any::AnyRow;
 
 use crate::metadata::{self, load_many, MetaKind};
-use crate::query::{check_marker, Page, SortKey, Sql};
+use crate::query::{check_marker, Like, LikeKey, Page, SortKey, Sql};
 use crate::{db_err, get_i64, get_opt, get_str, parse, Db, Result};
 
 /// Filters of a snapshot listing.
@@ -16,11 +16,35 @@ pub struct SnapshotQuery {
     pub name: Option<String>,
     pub status: Option<String>,
     pub volume_id: Option<String>,
+    /// The zone of the snapshot's volume.
+    pub availability_zone: Option<String>,
     pub metadata: Vec<(String, String)>,
+    /// Substring filters (3.34).
+    pub like: Vec<Like>,
     pub page: Page,
 }
 
 impl SnapshotQuery {
+    /// Keys a snapshot listing may filter by substring.
+    pub const LIKE_KEYS: &'static [LikeKey] = &[
+        LikeKey {
+            name: "name",
+            column: "name",
+        },
+        LikeKey {
+            name: "description",
+            column: "description",
+        },
+        LikeKey {
+            name: "status",
+            column: "status",
+        },
+        LikeKey {
+            name: "volume_id",
+            column: "volume_id",
+        },
+    ];
+
     /// Keys a snapshot listing may be sorted by.
     pub const SORT_KEYS: &'static [SortKey] = &[
         SortKey {
@@ -107,6 +131,35 @@ fn from_row(row: &AnyRow) -> Result<Snapshot> {
     })
 }
 
+/// Appends the `WHERE` clause of a listing.
+fn push_filters(sql: &mut Sql, q: &SnapshotQuery) {
+    sql.push(" WHERE 1 = 1");
+    let filters = [
+        ("s.project_id", &q.project_id),
+        ("s.name", &q.name),
+        ("s.status", &q.status),
+        ("s.volume_id", &q.volume_id),
+    ];
+    for (col, value) in filters {
+        if let Some(value) = value {
+            sql.push(&format!(" AND {col} = ")).bind(value.as_str());
+        }
+    }
+    if let Some(zone) = &q.availability_zone {
+        sql.push(" AND EXISTS (SELECT 1 FROM volumes v WHERE v.id = s.volume_id AND v.availability_zone = ")
+            .bind(zone.as_str())
+            .push(")");
+    }
+    for (k, v) in &q.metadata {
+        sql.push(" AND EXISTS (SELECT 1 FROM snapshot_metadata sm WHERE sm.snapshot_id = s.id AND sm.key = ")
+            .bind(k.as_str())
+            .push(" AND sm.value = ")
+            .bind(v.as_str())
+            .push(")");
+    }
+    sql.push_likes("s", &q.like);
+}
+
 impl Db {
     /// Stores a new snapshot if its volume's status is one of `volume_statuses`
     /// (checked and written atomically); false when the volume is not.
@@ -177,25 +230,8 @@ impl Db {
     /// A page of snapshots matching `q`, with their metadata.
     pub async fn list_snapshots(&self, q: &SnapshotQuery) -> Result<Vec<Snapshot>> {
         check_marker(&self.pool, "snapshots", &q.page.marker).await?;
-        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM snapshots s WHERE 1 = 1"));
-        let filters = [
-            ("s.project_id", &q.project_id),
-            ("s.name", &q.name),
-            ("s.status", &q.status),
-            ("s.volume_id", &q.volume_id),
-        ];
-        for (col, value) in filters {
-            if let Some(value) = value {
-                sql.push(&format!(" AND {col} = ")).bind(value.as_str());
-            }
-        }
-        for (k, v) in &q.metadata {
-            sql.push(" AND EXISTS (SELECT 1 FROM snapshot_metadata sm WHERE sm.snapshot_id = s.id AND sm.key = ")
-                .bind(k.as_str())
-                .push(" AND sm.value = ")
-                .bind(v.as_str())
-                .push(")");
-        }
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM snapshots s"));
+        push_filters(&mut sql, q);
         q.page.apply(&mut sql, "snapshots", "s");
         let rows = sql.query().fetch_all(&self.pool).await.map_err(db_err)?;
         let mut snaps = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
@@ -205,6 +241,14 @@ impl Db {
             s.metadata = meta.remove(&s.id).unwrap_or_default();
         }
         Ok(snaps)
+    }
+
+    /// How many snapshots match `q`, ignoring its page.
+    pub async fn count_snapshots(&self, q: &SnapshotQuery) -> Result<i64> {
+        let mut sql = Sql::new("SELECT COUNT(*) AS n FROM snapshots s");
+        push_filters(&mut sql, q);
+        let row = sql.query().fetch_one(&self.pool).await.map_err(db_err)?;
+        get_i64(&row, "n")
     }
 
     /// Applies `changes` if the snapshot's status is one of `statuses` (any when `None`).

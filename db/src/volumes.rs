@@ -1,12 +1,14 @@
 //! Volumes.
 
-use scoria_core::model::{Metadata, Volume};
+use std::collections::BTreeMap;
+
+use scoria_core::model::{AttachedTo, Metadata, Volume};
 use scoria_core::status::{AttachStatus, VolumeStatus};
 use scoria_core::{time, Error};
 use sqlx::any::AnyRow;
 
 use crate::metadata::{self, MetaKind};
-use crate::query::{check_marker, Page, SortKey, Sql};
+use crate::query::{check_marker, Like, LikeKey, Page, SortKey, Sql};
 use crate::{db_err, get_i64, get_str, Db, Result};
 
 /// Filters of a volume listing; `None` means "any".
@@ -22,10 +24,32 @@ pub struct VolumeQuery {
     pub host: Option<String>,
     /// Every pair must be present in the volume's metadata.
     pub metadata: Vec<(String, String)>,
+    /// Substring filters (3.34).
+    pub like: Vec<Like>,
     pub page: Page,
 }
 
 impl VolumeQuery {
+    /// Keys a volume listing may filter by substring.
+    pub const LIKE_KEYS: &'static [LikeKey] = &[
+        LikeKey {
+            name: "name",
+            column: "name",
+        },
+        LikeKey {
+            name: "description",
+            column: "description",
+        },
+        LikeKey {
+            name: "status",
+            column: "status",
+        },
+        LikeKey {
+            name: "availability_zone",
+            column: "availability_zone",
+        },
+    ];
+
     /// Keys a volume listing may be sorted by.
     pub const SORT_KEYS: &'static [SortKey] = &[
         SortKey {
@@ -89,6 +113,8 @@ pub struct VolumeChanges {
     pub bootable: Option<bool>,
     pub provider_location: Option<Option<String>>,
     pub admin_metadata: Option<Metadata>,
+    pub shared_targets: Option<bool>,
+    pub service_uuid: Option<Option<String>>,
 }
 
 impl VolumeChanges {
@@ -145,6 +171,8 @@ const FIELDS: &[&str] = &[
     "source_volid",
     "bootable",
     "multiattach",
+    "shared_targets",
+    "service_uuid",
     "provider_location",
     "admin_metadata",
     "created_at",
@@ -171,11 +199,14 @@ struct VolumeDoc {
     source_volid: Option<String>,
     bootable: i64,
     multiattach: i64,
+    shared_targets: i64,
+    service_uuid: Option<String>,
     provider_location: Option<String>,
     admin_metadata: String,
     created_at: String,
     updated_at: Option<String>,
     metadata: Metadata,
+    attachments: Vec<AttachedTo>,
 }
 
 /// `SELECT <document> AS doc FROM volumes v …` for this database.
@@ -186,6 +217,18 @@ fn select(db: &Db) -> String {
         .dialect
         .json_map("FROM volume_metadata m WHERE m.volume_id = v.id");
     pairs.push(format!("'metadata', {meta}"));
+    let attached = db.dialect.json_rows(
+        "'attachment_id', a.id, 'instance_uuid', a.instance_uuid, \
+         'attached_host', a.attached_host, 'mountpoint', a.mountpoint, \
+         'attached_at', a.attached_at",
+        "FROM volume_attachments a WHERE a.volume_id = v.id AND a.attach_status = 'attached'",
+    );
+    // Only an attached volume has attachments to list: skip the subquery
+    // for every other row of a listing.
+    pairs.push(format!(
+        "'attachments', CASE WHEN v.attach_status = 'attached' THEN {attached} ELSE {} END",
+        db.dialect.json_empty_array()
+    ));
     format!(
         "SELECT {} AS doc FROM {FROM}",
         db.dialect.json_object(&pairs.join(", "))
@@ -214,6 +257,9 @@ fn from_row(row: &AnyRow) -> Result<Volume> {
         source_volid: doc.source_volid,
         bootable: doc.bootable != 0,
         multiattach: doc.multiattach != 0,
+        shared_targets: doc.shared_targets != 0,
+        service_uuid: doc.service_uuid,
+        attachments: doc.attachments,
         provider_location: doc.provider_location,
         admin_metadata: serde_json::from_str(&doc.admin_metadata).unwrap_or_default(),
         metadata: doc.metadata,
@@ -251,6 +297,7 @@ fn push_filters(sql: &mut Sql, q: &VolumeQuery) {
         .bind(v.as_str())
         .push(")");
     }
+    sql.push_likes("v", &q.like);
 }
 
 impl Db {
@@ -260,8 +307,8 @@ impl Db {
         let mut sql = Sql::new(
             "INSERT INTO volumes (id, project_id, user_id, name, description, size, status, \
              previous_status, attach_status, host, availability_zone, volume_type_id, snapshot_id, \
-             source_volid, bootable, multiattach, provider_location, admin_metadata, created_at, \
-             updated_at) VALUES (",
+             source_volid, bootable, multiattach, shared_targets, service_uuid, provider_location, \
+             admin_metadata, created_at, updated_at) VALUES (",
         );
         sql.bind(&v.id)
             .push(", ")
@@ -294,6 +341,10 @@ impl Db {
             .bind(v.bootable)
             .push(", ")
             .bind(v.multiattach);
+        sql.push(", ")
+            .bind(v.shared_targets)
+            .push(", ")
+            .bind(v.service_uuid.clone());
         sql.push(", ").bind(v.provider_location.clone());
         sql.push(", ")
             .bind(json(&v.admin_metadata))
@@ -335,6 +386,28 @@ impl Db {
         push_filters(&mut sql, q);
         let row = sql.query().fetch_one(&self.pool).await.map_err(db_err)?;
         Ok((get_i64(&row, "n")?, get_i64(&row, "gb")?))
+    }
+
+    /// The distinct values of each metadata key over the volumes matching `q`
+    /// (ignoring its page), sorted.
+    pub async fn volume_metadata_values(
+        &self,
+        q: &VolumeQuery,
+    ) -> Result<BTreeMap<String, Vec<String>>> {
+        let mut sql = Sql::new(
+            "SELECT DISTINCT m.key AS k, m.value AS val FROM volume_metadata m \
+             JOIN volumes v ON v.id = m.volume_id",
+        );
+        push_filters(&mut sql, q);
+        sql.push(" ORDER BY m.key, m.value");
+        let rows = sql.query().fetch_all(&self.pool).await.map_err(db_err)?;
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for row in &rows {
+            out.entry(get_str(row, "k")?)
+                .or_default()
+                .push(get_str(row, "val")?);
+        }
+        Ok(out)
     }
 
     /// Applies `changes` if the volume meets `guard`; false when it did not
@@ -379,6 +452,12 @@ impl Db {
         if let Some(m) = &c.admin_metadata {
             sql.push(", admin_metadata = ").bind(json(m));
         }
+        if let Some(b) = c.shared_targets {
+            sql.push(", shared_targets = ").bind(b);
+        }
+        if let Some(u) = &c.service_uuid {
+            sql.push(", service_uuid = ").bind(u.clone());
+        }
         sql.push(" WHERE id = ").bind(id);
         if let Some(statuses) = guard.statuses {
             let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
@@ -400,10 +479,17 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Removes a volume and its metadata.
+    /// Removes a volume with its metadata and attachments.
     pub async fn delete_volume(&self, id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         metadata::clear(&mut tx, MetaKind::Volume, id).await?;
+        let mut attachments = Sql::new("DELETE FROM volume_attachments WHERE volume_id = ");
+        attachments.bind(id);
+        attachments
+            .query()
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         let mut sql = Sql::new("DELETE FROM volumes WHERE id = ");
         sql.bind(id);
         sql.query().execute(&mut *tx).await.map_err(db_err)?;

@@ -4,10 +4,13 @@
 
 use std::future::Future;
 
-use scoria_core::model::{Metadata, Snapshot, Volume, VolumeType};
+use scoria_core::model::{Attachment, Metadata, Snapshot, Volume, VolumeType};
 use scoria_core::status::{AttachStatus, SnapshotStatus, VolumeStatus};
 use scoria_core::{time, Error};
-use scoria_db::{Db, MetaKind, Page, SortDir, VolumeChanges, VolumeGuard, VolumeQuery};
+use scoria_db::{
+    AttachGate, AttachmentChanges, Db, MetaKind, Page, SortDir, VolumeChanges, VolumeGuard,
+    VolumeQuery,
+};
 
 fn volume(project: &str, name: &str, size: i64) -> Volume {
     Volume {
@@ -28,6 +31,9 @@ fn volume(project: &str, name: &str, size: i64) -> Volume {
         source_volid: None,
         bootable: false,
         multiattach: false,
+        shared_targets: false,
+        service_uuid: None,
+        attachments: Vec::new(),
         provider_location: None,
         admin_metadata: Metadata::new(),
         metadata: Metadata::from([("tier".to_string(), name.to_string())]),
@@ -254,6 +260,138 @@ async fn types_are_unique_and_protected_while_used() {
             .unwrap()
             .is_empty());
         assert_eq!(db.list_volume_types(false).await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+fn attachment(v: &Volume, instance: &str) -> Attachment {
+    Attachment::new(v, AttachStatus::Reserved, Some(instance.into()))
+}
+
+const SINGLE: AttachGate<'static> = AttachGate {
+    statuses: &[VolumeStatus::Available],
+    same_instance_statuses: &[VolumeStatus::InUse, VolumeStatus::Reserved],
+};
+
+#[tokio::test]
+async fn concurrent_reservations_of_a_single_attach_volume_have_one_winner() {
+    on_both(|db| async move {
+        let v = volume("p", "a", 1);
+        db.insert_volume(&v).await.unwrap();
+        let mut tries = Vec::new();
+        for i in 0..8 {
+            let (db, a) = (db.clone(), attachment(&v, &format!("server-{i}")));
+            tries.push(tokio::spawn(async move {
+                db.create_attachment(&a, Some(SINGLE)).await.unwrap()
+            }));
+        }
+        let mut wins = 0;
+        for t in tries {
+            wins += t.await.unwrap() as usize;
+        }
+        assert_eq!(wins, 1);
+        assert_eq!(db.attachments_of_volume(&v.id).await.unwrap().len(), 1);
+        let now = db.get_volume(&v.id).await.unwrap();
+        assert_eq!(now.status, VolumeStatus::Reserved);
+        assert_eq!(now.attach_status, AttachStatus::Reserved);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn volume_status_follows_its_attachments() {
+    on_both(|db| async move {
+        let v = volume("p", "a", 1);
+        db.insert_volume(&v).await.unwrap();
+        let first = attachment(&v, "server-1");
+        assert!(db.create_attachment(&first, Some(SINGLE)).await.unwrap());
+        // The same server may attach again while it moves between hosts.
+        let again = attachment(&v, "server-1");
+        assert!(db.create_attachment(&again, Some(SINGLE)).await.unwrap());
+        assert!(!db
+            .create_attachment(&attachment(&v, "server-2"), Some(SINGLE))
+            .await
+            .unwrap());
+        let attached = AttachmentChanges {
+            attach_status: Some(AttachStatus::Attached),
+            attached_at: Some(Some(time::now())),
+            ..Default::default()
+        };
+        assert!(db
+            .update_attachment(&first.id, &attached, Some(&[AttachStatus::Reserved]))
+            .await
+            .unwrap());
+        let now = db.get_volume(&v.id).await.unwrap();
+        assert_eq!(
+            (now.status, now.attach_status),
+            (VolumeStatus::InUse, AttachStatus::Attached)
+        );
+        assert_eq!(now.attachments.len(), 1);
+        assert_eq!(now.attachments[0].attachment_id, first.id);
+        assert_eq!(
+            now.attachments[0].instance_uuid.as_deref(),
+            Some("server-1")
+        );
+        // A guarded update from the wrong status changes nothing.
+        assert!(!db
+            .update_attachment(&first.id, &attached, Some(&[AttachStatus::Reserved]))
+            .await
+            .unwrap());
+        assert!(db.delete_attachment(&first.id, None).await.unwrap());
+        assert_eq!(
+            db.get_volume(&v.id).await.unwrap().status,
+            VolumeStatus::Reserved
+        );
+        assert!(db.delete_attachment(&again.id, None).await.unwrap());
+        assert!(!db.delete_attachment(&again.id, None).await.unwrap());
+        let now = db.get_volume(&v.id).await.unwrap();
+        assert_eq!(
+            (now.status, now.attach_status),
+            (VolumeStatus::Available, AttachStatus::Detached)
+        );
+        assert!(now.attachments.is_empty());
+        // Statuses that attachments do not decide are left alone.
+        db.update_volume(
+            &v.id,
+            &VolumeChanges::status(VolumeStatus::Extending),
+            VolumeGuard::default(),
+        )
+        .await
+        .unwrap();
+        db.recompute_attach_status(&v.id).await.unwrap();
+        assert_eq!(
+            db.get_volume(&v.id).await.unwrap().status,
+            VolumeStatus::Extending
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn exported_attachments_are_found_per_backend_and_go_with_their_volume() {
+    on_both(|db| async move {
+        let v = volume("p", "a", 1);
+        db.insert_volume(&v).await.unwrap();
+        let mut a = attachment(&v, "server-1");
+        a.connector = Some(serde_json::Map::from_iter([(
+            "host".to_string(),
+            "h1".into(),
+        )]));
+        a.connection_info = Some(scoria_core::model::ConnectionInfo {
+            driver_volume_type: "local".into(),
+            data: Default::default(),
+        });
+        a.auth = Some(scoria_core::model::Chap {
+            username: "u".into(),
+            password: "p".into(),
+        });
+        db.create_attachment(&a, None).await.unwrap();
+        let found = db.exported_attachments("h@b").await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0], a);
+        assert!(db.exported_attachments("h@other").await.unwrap().is_empty());
+        db.delete_volume(&v.id).await.unwrap();
+        assert!(db.exported_attachments("h@b").await.unwrap().is_empty());
     })
     .await;
 }

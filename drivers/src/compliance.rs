@@ -30,7 +30,10 @@ use std::sync::{Arc, Mutex};
 use scoria_core::stats::{Capabilities, PoolStats};
 use scoria_core::Capacity;
 
-use crate::{Connector, DriverError, DriverResult, SnapshotSpec, VolumeDriver, VolumeSpec};
+use crate::{
+    AccessMode, Chap, Connector, DriverError, DriverResult, ExportSpec, SnapshotSpec, VolumeDriver,
+    VolumeSpec,
+};
 
 /// Expands to one `#[test]` per compliance check.
 ///
@@ -70,7 +73,8 @@ macro_rules! compliance_tests {
             snapshot_keeps_original_data,
             clone_keeps_original_data,
             extend_keeps_data,
-            shrink_is_refused
+            shrink_is_refused,
+            revert_restores_snapshot_data
         );
     };
 }
@@ -137,6 +141,7 @@ const OFFSETS: [u64; 3] = [0, 4096 * 3 + 17, GIB - 64];
 const ORIGINAL: &str = "original";
 const OVERWRITTEN: &str = "overwritten";
 const NO_LOCAL_ATTACH: &str = "the driver does not declare local_attach";
+const NO_REVERT: &str = "the driver does not declare snapshot_revert";
 
 /// The 32 bytes a data check writes at `offset`, distinct per tag and offset.
 fn pattern(tag: &str, offset: u64) -> Vec<u8> {
@@ -391,6 +396,19 @@ impl Kit {
     }
 }
 
+/// An export for a made-up attachment of the compliance kit's host.
+fn export(attachment_id: &str) -> ExportSpec {
+    ExportSpec {
+        attachment_id: attachment_id.into(),
+        connector: connector(),
+        access_mode: AccessMode::Rw,
+        auth: Chap {
+            username: "compliance".into(),
+            password: "compliance-secret".into(),
+        },
+    }
+}
+
 fn connector() -> Connector {
     let serde_json::Value::Object(map) = serde_json::json!({
         "host": "compliance-kit",
@@ -563,35 +581,45 @@ pub async fn delete_snapshot_is_idempotent(kit: Kit) -> CheckResult {
         .ctx("second delete_snapshot")
 }
 
-/// Connection info names its transport.
+/// Connection info names its transport, and a repeated export returns the same.
 pub async fn initialize_connection_reports_a_type(kit: Kit) -> CheckResult {
     let volume = kit.create_volume(kit.base_size()).await?;
     let info = kit
         .driver
-        .initialize_connection(&volume, &connector())
+        .initialize_connection(&volume, &export("attachment-1"))
         .await
         .ctx("initialize_connection")?;
     ensure!(
         !info.driver_volume_type.trim().is_empty(),
         "initialize_connection returned an empty driver_volume_type"
     );
+    let again = kit
+        .driver
+        .initialize_connection(&volume, &export("attachment-1"))
+        .await
+        .ctx("initialize_connection repeated (as at a restart)")?;
+    ensure!(
+        again == info,
+        "initialize_connection repeated with the same export returned {again:?}, first {info:?}"
+    );
     kit.driver
-        .terminate_connection(&volume, Some(&connector()))
+        .terminate_connection(&volume, Some("attachment-1"))
         .await
         .ctx("terminate_connection")
 }
 
-/// Terminating a connection twice, for every host, or on an unknown volume succeeds.
+/// Terminating a connection twice, every connection, or one of an unknown volume succeeds.
 pub async fn terminate_connection_is_idempotent(kit: Kit) -> CheckResult {
     let volume = kit.create_volume(kit.base_size()).await?;
-    let host = connector();
-    kit.driver
-        .initialize_connection(&volume, &host)
-        .await
-        .ctx("initialize_connection")?;
+    for attachment in ["attachment-1", "attachment-2"] {
+        kit.driver
+            .initialize_connection(&volume, &export(attachment))
+            .await
+            .ctx("initialize_connection")?;
+    }
     for round in ["first", "second"] {
         kit.driver
-            .terminate_connection(&volume, Some(&host))
+            .terminate_connection(&volume, Some("attachment-1"))
             .await
             .ctx(&format!("{round} terminate_connection"))?;
     }
@@ -600,7 +628,7 @@ pub async fn terminate_connection_is_idempotent(kit: Kit) -> CheckResult {
         .await
         .ctx("terminate_connection for every host")?;
     kit.driver
-        .terminate_connection(&kit.spec(kit.base_size()), Some(&host))
+        .terminate_connection(&kit.spec(kit.base_size()), Some("attachment-1"))
         .await
         .ctx("terminate_connection of an unknown volume")
 }
@@ -701,4 +729,28 @@ pub async fn shrink_is_refused(kit: Kit) -> CheckResult {
         kit.expect_size(&volume, volume.size).await?;
     }
     Ok(())
+}
+
+/// Reverting a volume to its snapshot brings back the snapshot's data at the
+/// volume's size, and the snapshot still holds that data afterwards.
+pub async fn revert_restores_snapshot_data(kit: Kit) -> CheckResult {
+    if !kit.caps.snapshot_revert {
+        return skipped(NO_REVERT);
+    }
+    if !kit.caps.local_attach {
+        return skipped(NO_LOCAL_ATTACH);
+    }
+    let volume = kit.create_volume(kit.base_size()).await?;
+    kit.write(&volume, ORIGINAL, &OFFSETS).await?;
+    let snapshot = kit.snapshot(&volume).await?;
+    kit.write(&volume, OVERWRITTEN, &OFFSETS).await?;
+    kit.driver
+        .revert_to_snapshot(&volume, &snapshot)
+        .await
+        .ctx("revert_to_snapshot")?;
+
+    kit.expect(&volume, ORIGINAL, &OFFSETS).await?;
+    kit.expect_size(&volume, volume.size).await?;
+    let copy = kit.volume_from_snapshot(&snapshot, volume.size).await?;
+    kit.expect(&copy, ORIGINAL, &OFFSETS).await
 }

@@ -22,7 +22,7 @@ use scoria_core::Capacity;
 use serde_json::Map;
 
 use crate::{
-    ConnectionInfo, Connector, DriverError, DriverResult, LocalDevice, ModelUpdate, SnapshotSpec,
+    ConnectionInfo, DriverError, DriverResult, ExportSpec, LocalDevice, ModelUpdate, SnapshotSpec,
     VolumeDriver, VolumeSpec,
 };
 
@@ -140,6 +140,7 @@ impl VolumeDriver for FakeDriver {
             thick_provisioning: true,
             multiattach: true,
             online_extend: true,
+            shared_targets: false,
             snapshot_revert: false,
             local_attach: false,
             min_volume_gb: 1,
@@ -246,7 +247,7 @@ impl VolumeDriver for FakeDriver {
     async fn initialize_connection(
         &self,
         volume: &VolumeSpec,
-        _connector: &Connector,
+        _export: &ExportSpec,
     ) -> DriverResult<ConnectionInfo> {
         self.act("initialize_connection").await?;
         Self::size_of(&self.volumes, "volume", &volume.id)?;
@@ -261,7 +262,7 @@ impl VolumeDriver for FakeDriver {
     async fn terminate_connection(
         &self,
         _volume: &VolumeSpec,
-        _connector: Option<&Connector>,
+        _attachment_id: Option<&str>,
     ) -> DriverResult<()> {
         Ok(())
     }

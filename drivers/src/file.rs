@@ -10,7 +10,10 @@
 //! - `file_volumes_dir` (required): the directory holding the files;
 //! - `file_pool_name`: the single pool's name (default: `volume_backend_name`);
 //! - `reserved_percentage` (default `0`);
-//! - `max_over_subscription_ratio` (default `20.0`, or `auto`).
+//! - `max_over_subscription_ratio` (default `20.0`, or `auto`);
+//! - `target_helper`: how hosts reach a volume. `local` (default) hands out the
+//!   file's path (`driver_volume_type` `local`); `tgtadm` exports the file over
+//!   iSCSI through tgtd, configured by the options of [`crate::iscsi`].
 
 mod fsops;
 
@@ -26,8 +29,9 @@ use scoria_core::stats::{BackendStats, Capabilities, PoolStats};
 use scoria_core::Capacity;
 use serde_json::{Map, Value};
 
+use crate::iscsi::TgtTarget;
 use crate::{
-    ConnectionInfo, Connector, DriverError, DriverResult, LocalDevice, ModelUpdate, SnapshotSpec,
+    ConnectionInfo, DriverError, DriverResult, ExportSpec, LocalDevice, ModelUpdate, SnapshotSpec,
     VolumeDriver, VolumeSpec,
 };
 
@@ -45,6 +49,9 @@ pub struct FileDriver {
     max_over_subscription_ratio: String,
     /// Whether the directory's filesystem can reflink; found by [`VolumeDriver::setup`].
     reflink: AtomicBool,
+    /// The iSCSI target exporting volumes (`target_helper = tgtadm`), or
+    /// `None` to hand out local paths.
+    iscsi: Option<TgtTarget>,
 }
 
 /// A volume or snapshot file, with what to call it when it is missing.
@@ -115,6 +122,7 @@ impl FileDriver {
             reserved_percentage: reserved_percentage(config)?,
             max_over_subscription_ratio: over_subscription_ratio(config)?,
             reflink: AtomicBool::new(false),
+            iscsi: iscsi_target(config)?,
         })
     }
 
@@ -138,6 +146,12 @@ impl FileDriver {
             id: id.to_string(),
             path: self.dir.join(format!("{kind}-{id}")),
         })
+    }
+
+    /// tgtd keeps the size a LUN had when it was exported, so an exported
+    /// volume cannot grow where its host sees it.
+    fn online_extend(&self) -> bool {
+        self.iscsi.is_none()
     }
 
     /// Copies `source` to `target` (reflink if possible), growing the copy to
@@ -196,8 +210,9 @@ impl VolumeDriver for FileDriver {
             thin_provisioning: true,
             thick_provisioning: false,
             multiattach: true,
-            online_extend: true,
-            snapshot_revert: false,
+            online_extend: self.online_extend(),
+            shared_targets: false,
+            snapshot_revert: true,
             local_attach: true,
             min_volume_gb: 1,
             max_volume_gb: None,
@@ -212,7 +227,11 @@ impl VolumeDriver for FileDriver {
         })
         .await?;
         self.reflink.store(reflink, Ordering::Relaxed);
-        tracing::info!(dir = %self.dir.display(), reflink, "file driver ready");
+        if let Some(iscsi) = &self.iscsi {
+            iscsi.check().await?;
+        }
+        let iscsi = self.iscsi.is_some();
+        tracing::info!(dir = %self.dir.display(), reflink, iscsi, "file driver ready");
         Ok(())
     }
 
@@ -236,7 +255,7 @@ impl VolumeDriver for FileDriver {
             thin_provisioning_support: true,
             thick_provisioning_support: false,
             multiattach: true,
-            online_extend_support: true,
+            online_extend_support: self.online_extend(),
             qos_support: false,
             total_volumes: volumes,
             location_info: None,
@@ -246,7 +265,10 @@ impl VolumeDriver for FileDriver {
             volume_backend_name: self.backend_name.clone(),
             vendor_name: "Scoria".into(),
             driver_version: "1.0.0".into(),
-            storage_protocol: "local".into(),
+            storage_protocol: match self.iscsi {
+                Some(_) => TgtTarget::STORAGE_PROTOCOL.into(),
+                None => "local".into(),
+            },
             pools: vec![pool],
         })
     }
@@ -267,7 +289,11 @@ impl VolumeDriver for FileDriver {
     }
 
     async fn delete_volume(&self, volume: &VolumeSpec) -> DriverResult<()> {
-        self.remove(self.volume_file(&volume.id)?).await
+        let file = self.volume_file(&volume.id)?;
+        if let Some(iscsi) = &self.iscsi {
+            iscsi.terminate_connection(volume, None).await?;
+        }
+        self.remove(file).await
     }
 
     async fn create_snapshot(
@@ -324,17 +350,33 @@ impl VolumeDriver for FileDriver {
         .await
     }
 
+    async fn revert_to_snapshot(
+        &self,
+        volume: &VolumeSpec,
+        snapshot: &SnapshotSpec,
+    ) -> DriverResult<()> {
+        let source = self.snapshot_file(&snapshot.id)?;
+        let target = self.volume_file(&volume.id)?;
+        target.ensure_exists().await?;
+        self.copy(source, target, Some(volume.size)).await
+    }
+
     async fn initialize_connection(
         &self,
         volume: &VolumeSpec,
-        _connector: &Connector,
+        export: &ExportSpec,
     ) -> DriverResult<ConnectionInfo> {
         let file = self.volume_file(&volume.id)?;
         file.ensure_exists().await?;
+        if let Some(iscsi) = &self.iscsi {
+            return iscsi
+                .initialize_connection(volume, &file.path, export)
+                .await;
+        }
         let data = [
             ("device_path", file.path.display().to_string()),
             ("volume_id", file.id),
-            ("access_mode", "rw".to_string()),
+            ("access_mode", export.access_mode.as_str().to_string()),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_string(), Value::String(value)))
@@ -348,9 +390,13 @@ impl VolumeDriver for FileDriver {
     async fn terminate_connection(
         &self,
         volume: &VolumeSpec,
-        _connector: Option<&Connector>,
+        attachment_id: Option<&str>,
     ) -> DriverResult<()> {
-        validate_id(&volume.id)
+        validate_id(&volume.id)?;
+        match &self.iscsi {
+            Some(iscsi) => iscsi.terminate_connection(volume, attachment_id).await,
+            None => Ok(()),
+        }
     }
 
     async fn local_attach(&self, volume: &VolumeSpec) -> DriverResult<LocalDevice> {
@@ -405,6 +451,20 @@ fn volume_usage(dir: &Path) -> io::Result<(u64, u64)> {
         }
     }
     Ok((bytes, count))
+}
+
+/// The iSCSI target for `target_helper = tgtadm`; `None` for `local` (the default).
+fn iscsi_target(config: &BackendConfig) -> DriverResult<Option<TgtTarget>> {
+    let helper = config.options.get("target_helper").map(|h| h.trim());
+    match helper.filter(|h| !h.is_empty()) {
+        None | Some("local") => Ok(None),
+        Some(TgtTarget::HELPER) => TgtTarget::new(config).map(Some),
+        Some(other) => Err(DriverError::InvalidConfig(format!(
+            "backend {}: target_helper {other:?} is not supported by the file driver; use local or {}",
+            config.name,
+            TgtTarget::HELPER
+        ))),
+    }
 }
 
 fn reserved_percentage(config: &BackendConfig) -> DriverResult<f64> {
@@ -519,6 +579,7 @@ mod tests {
             ("reserved_percentage", "x"),
             ("max_over_subscription_ratio", "0.5"),
             ("max_over_subscription_ratio", "lots"),
+            ("target_helper", "lioadm"),
         ] {
             let cfg = config(&[("file_volumes_dir", "/tmp/v"), (key, value)]);
             assert!(
@@ -534,6 +595,14 @@ mod tests {
         assert_eq!(driver.pool_name, "files-backend");
         assert_eq!(driver.reserved_percentage, 0.0);
         assert_eq!(driver.max_over_subscription_ratio, "auto");
+        assert!(driver.iscsi.is_none());
+        let tgt = FileDriver::new(&config(&[
+            ("file_volumes_dir", "/tmp/v"),
+            ("target_helper", "tgtadm"),
+        ]))
+        .unwrap();
+        assert!(tgt.iscsi.is_some());
+        assert!(!tgt.capabilities().online_extend);
     }
 
     #[tokio::test]

@@ -7,12 +7,14 @@
 pub mod compliance;
 pub mod fake;
 pub mod file;
+pub mod iscsi;
 pub mod registry;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
+pub use scoria_core::model::{AccessMode, Chap, ConnectionInfo, Connector};
 use scoria_core::stats::{BackendStats, Capabilities};
 
 /// What a driver needs to know about a volume.
@@ -45,14 +47,20 @@ pub struct ModelUpdate {
     pub provider_location: Option<String>,
 }
 
-/// The host that wants to reach a volume (os-brick's connector properties).
-pub type Connector = serde_json::Map<String, serde_json::Value>;
-
-/// os-brick-style connection information: `{driver_volume_type, data}`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ConnectionInfo {
-    pub driver_volume_type: String,
-    pub data: serde_json::Map<String, serde_json::Value>,
+/// One export a host asked for: an attachment of a volume to a connector.
+///
+/// The volume manager calls [`VolumeDriver::initialize_connection`] again with
+/// the same spec when it restarts, so a driver must recreate an export that is
+/// gone and leave one that exists as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportSpec {
+    /// The attachment this export serves; exports are keyed by it.
+    pub attachment_id: String,
+    /// The host's connector properties.
+    pub connector: Connector,
+    pub access_mode: AccessMode,
+    /// Credentials made for this attachment.
+    pub auth: Chap,
 }
 
 /// The volume's bytes opened on this host, for the generic copy paths.
@@ -136,18 +144,33 @@ pub trait VolumeDriver: Send + Sync + 'static {
     /// Grows a volume to `new_size` GiB, keeping its data.
     async fn extend_volume(&self, volume: &VolumeSpec, new_size: i64) -> DriverResult<()>;
 
-    /// Exports a volume to the host described by `connector`.
+    /// Puts the data of `snapshot`, the volume's latest and of its size, back
+    /// into `volume` in place; the volume is not attached. Drivers that declare
+    /// `snapshot_revert` implement it; the default is [`DriverError::Unsupported`],
+    /// and the volume manager then copies the data itself.
+    async fn revert_to_snapshot(
+        &self,
+        volume: &VolumeSpec,
+        snapshot: &SnapshotSpec,
+    ) -> DriverResult<()> {
+        let _ = (volume, snapshot);
+        Err(DriverError::Unsupported("revert_to_snapshot".into()))
+    }
+
+    /// Exports a volume for one attachment; calling it again with the same
+    /// spec restores the export if it is gone and otherwise changes nothing.
     async fn initialize_connection(
         &self,
         volume: &VolumeSpec,
-        connector: &Connector,
+        export: &ExportSpec,
     ) -> DriverResult<ConnectionInfo>;
 
-    /// Removes the export for `connector`, or every export when `None`.
+    /// Removes the export of one attachment, or every export of the volume
+    /// when `attachment_id` is `None`; succeeds when there is none.
     async fn terminate_connection(
         &self,
         volume: &VolumeSpec,
-        connector: Option<&Connector>,
+        attachment_id: Option<&str>,
     ) -> DriverResult<()>;
 
     /// Opens the volume's bytes on this host (used by the generic image and copy paths).

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use scoria_core::capacity::Capacity;
+use scoria_core::model::Metadata;
 use scoria_core::rpc::RequestSpec;
 use serde_json::{Map, Value};
 
@@ -126,16 +127,22 @@ fn unmeasured(pool: &PoolState) -> Verdict {
     ))
 }
 
-/// Passes when every extra spec that is unscoped or `capabilities:`-scoped
-/// matches the pool's capability at that `:`-separated path. Keys with any
-/// other scope (`provisioning:`, `qos:`, vendor scopes) are not capabilities
-/// and are left to whoever reads them.
+/// Passes when the pool's capabilities satisfy the type's extra specs (see
+/// [`capabilities_satisfy`]).
 pub fn capabilities(pool: &PoolState, spec: &RequestSpec) -> Verdict {
-    for (key, req) in &spec.extra_specs {
+    capabilities_satisfy(&pool.capabilities, &spec.extra_specs)
+}
+
+/// Passes when every extra spec that is unscoped or `capabilities:`-scoped
+/// matches the capability at that `:`-separated path. Keys with any other
+/// scope (`provisioning:`, `qos:`, vendor scopes) are not capabilities and
+/// are left to whoever reads them.
+pub fn capabilities_satisfy(caps: &Map<String, Value>, extra_specs: &Metadata) -> Verdict {
+    for (key, req) in extra_specs {
         let Some(path) = capability_path(key) else {
             continue;
         };
-        match lookup(&pool.capabilities, &path) {
+        match lookup(caps, &path) {
             None => {
                 return Err(format!(
                     "the pool does not report {}, the type asks for '{req}'",

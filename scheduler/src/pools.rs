@@ -231,6 +231,7 @@ pub(crate) mod tests {
                 thick_provisioning: true,
                 multiattach: false,
                 online_extend: false,
+                shared_targets: false,
                 snapshot_revert: false,
                 local_attach: true,
                 min_volume_gb: 1,

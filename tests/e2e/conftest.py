@@ -173,7 +173,13 @@ def norm(row: dict[str, Any]) -> dict[str, Any]:
 class ScoriaServer:
     """One `scoria serve` process on a data directory of its own."""
 
-    def __init__(self, binary: Path, data_dir: Path, log_path: Path):
+    def __init__(
+        self,
+        binary: Path,
+        data_dir: Path,
+        log_path: Path,
+        config: str | Callable[[Path], str] | None = None,
+    ):
         self.binary = binary
         self.data_dir = data_dir
         self.log_path = log_path
@@ -183,6 +189,14 @@ class ScoriaServer:
         self.expected_exit = False
         self.project = uuid.uuid4().hex
         self.token = f"e2e-user:{self.project}"
+        # An INI file (cinder.conf option names) passed as `--config-file`:
+        # its text, or a function of the data directory returning it (for
+        # absolute paths such as file_volumes_dir). None: no config file.
+        self.config_path: Path | None = None
+        if config is not None:
+            text = config(data_dir) if callable(config) else config
+            self.config_path = data_dir / "scoria.conf"
+            self.config_path.write_text(text)
 
     # -- addresses
     @property
@@ -227,7 +241,8 @@ class ScoriaServer:
                     str(self.data_dir),
                     "--listen",
                     f"127.0.0.1:{self.port}",
-                ],
+                ]
+                + (["--config-file", str(self.config_path)] if self.config_path else []),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -508,11 +523,13 @@ class _ServerFactory:
         self.base = base
         self.servers: list[ScoriaServer] = []
 
-    def __call__(self, name: str = "server") -> ScoriaServer:
+    def __call__(
+        self, name: str = "server", config: str | Callable[[Path], str] | None = None
+    ) -> ScoriaServer:
         binary = scoria_binary()
         data_dir = Path(tempfile.mkdtemp(prefix=f"{name}-data-", dir=self.base))
         log_path = self.base / f"{data_dir.name}.log"
-        srv = ScoriaServer(binary, data_dir, log_path)
+        srv = ScoriaServer(binary, data_dir, log_path, config=config)
         self.servers.append(srv)
         srv.start()
         return srv
@@ -552,6 +569,18 @@ def server(e2e_tmp) -> Iterable[ScoriaServer]:
     factory = _ServerFactory(e2e_tmp)
     try:
         yield factory("module")
+    finally:
+        factory.close()
+
+
+@pytest.fixture(scope="module")
+def server_factory(e2e_tmp) -> Iterable[_ServerFactory]:
+    """Starts servers for a module, optionally with a config file:
+    `server_factory("name", config=TEXT)`, or `config=fn` where
+    `fn(data_dir)` returns the text; stops them all after the module."""
+    factory = _ServerFactory(e2e_tmp)
+    try:
+        yield factory
     finally:
         factory.close()
 

@@ -3,12 +3,12 @@
 //! the driver, and records the outcome with a compare-and-set.
 
 use scoria_core::events::{self, Action, Detail, Resource};
-use scoria_core::model::Volume;
+use scoria_core::model::{Volume, VOLUME_BINARY};
 use scoria_core::rpc::{RequestSpec, SchedulerRequest, VolumeRequest, SCHEDULER_TOPIC};
 use scoria_core::status::{SnapshotStatus, VolumeStatus};
 use scoria_core::{Error, RequestContext, Result};
 use scoria_db::{SnapshotChanges, VolumeChanges, VolumeGuard};
-use scoria_drivers::DriverError;
+use scoria_drivers::{DriverError, ExportSpec};
 
 use crate::specs::snapshot_spec;
 use crate::VolumeManager;
@@ -46,9 +46,66 @@ impl VolumeManager {
                 volume_id,
                 new_size,
             } => self.extend_volume(ctx, &volume_id, new_size).await,
+            VolumeRequest::RevertToSnapshot {
+                volume_id,
+                snapshot_id,
+            } => self.revert_to_snapshot(ctx, &volume_id, &snapshot_id).await,
             // A call sent as a cast has nobody waiting for the answer.
-            VolumeRequest::GetCapabilities => Ok(()),
+            VolumeRequest::GetCapabilities
+            | VolumeRequest::InitializeConnection { .. }
+            | VolumeRequest::TerminateConnection { .. } => Ok(()),
         }
+    }
+
+    /// Answers a `call`.
+    pub(crate) async fn answer(&self, req: &VolumeRequest) -> Result<serde_json::Value> {
+        match req {
+            VolumeRequest::GetCapabilities => {
+                let report = self.current_report().await?;
+                serde_json::to_value(report).map_err(|e| Error::Internal(e.to_string()))
+            }
+            VolumeRequest::InitializeConnection {
+                volume_id,
+                attachment_id,
+                connector,
+                access_mode,
+                auth,
+            } => {
+                let export = ExportSpec {
+                    attachment_id: attachment_id.clone(),
+                    connector: connector.clone(),
+                    access_mode: *access_mode,
+                    auth: auth.clone(),
+                };
+                let info = self.initialize_connection(volume_id, &export).await?;
+                serde_json::to_value(info).map_err(|e| Error::Internal(e.to_string()))
+            }
+            VolumeRequest::TerminateConnection {
+                volume_id,
+                attachment_id,
+            } => {
+                self.terminate_connection(volume_id, attachment_id.as_deref())
+                    .await?;
+                Ok(serde_json::Value::Null)
+            }
+            other => Err(Error::Internal(format!("{other:?} is not a call"))),
+        }
+    }
+
+    /// The id of this volume service's record, once it has reported.
+    async fn service_uuid(&self) -> Result<Option<String>> {
+        if let Some(id) = self.service_uuid.get() {
+            return Ok(Some(id.clone()));
+        }
+        let found = self
+            .db
+            .list_services(Some(&self.cfg.backend), Some(VOLUME_BINARY))
+            .await?;
+        let id = found.into_iter().next().map(|s| s.id);
+        if let Some(id) = &id {
+            let _ = self.service_uuid.set(id.clone());
+        }
+        Ok(id)
     }
 
     /// Moves a volume out of an operation with `changes` if it still meets
@@ -146,6 +203,8 @@ impl VolumeManager {
                 let done = VolumeChanges {
                     status: Some(VolumeStatus::Available),
                     provider_location: Some(location),
+                    shared_targets: Some(self.driver.capabilities().shared_targets),
+                    service_uuid: Some(self.service_uuid().await?),
                     ..Default::default()
                 };
                 if self.db.update_volume(&id, &done, creating).await? {
@@ -254,7 +313,12 @@ impl VolumeManager {
             return Ok(());
         }
         let spec = self.volume_spec(&vol).await?;
-        match self.driver.delete_volume(&spec).await {
+        // A forced delete may find exports still in place: remove them first.
+        let deleted = match self.driver.terminate_connection(&spec, None).await {
+            Ok(()) => self.driver.delete_volume(&spec).await,
+            Err(e) => Err(e),
+        };
+        match deleted {
             Ok(()) => {
                 self.db.delete_volume(id).await?;
                 tracing::info!(volume = id, "volume deleted");
@@ -377,13 +441,27 @@ impl VolumeManager {
         let guard = VolumeGuard::status_in(&[VolumeStatus::Extending]);
         match self.driver.extend_volume(&spec, new_size).await {
             Ok(()) => {
+                let previous = vol.previous_status.unwrap_or(VolumeStatus::Available);
                 let done = VolumeChanges {
-                    status: Some(vol.previous_status.unwrap_or(VolumeStatus::Available)),
+                    status: Some(previous),
                     previous_status: Some(None),
                     size: Some(new_size),
                     ..Default::default()
                 };
-                self.db.update_volume(id, &done, guard).await?;
+                if self.db.update_volume(id, &done, guard).await? {
+                    tracing::info!(volume = id, new_size, "volume extended");
+                    if previous == VolumeStatus::InUse {
+                        // Attachments may have come or gone while it grew.
+                        if let Err(e) = self.db.recompute_attach_status(id).await {
+                            tracing::error!(
+                                volume = id,
+                                error = %e,
+                                "could not recompute the attach status"
+                            );
+                        }
+                        self.tell_nova_extended(ctx, id).await;
+                    }
+                }
             }
             Err(e) => {
                 tracing::error!(volume = id, error = %e, "extend failed");

@@ -4,8 +4,11 @@
 //! stats at a fixed interval and, at start, finishes or fails the operations a
 //! previous run left unfinished.
 
+mod connections;
 mod handlers;
+pub mod nova;
 mod recovery;
+mod revert;
 mod specs;
 mod stats;
 
@@ -21,6 +24,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+pub use nova::{NovaClient, NovaConfig};
+
 /// Settings of one volume manager.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
@@ -31,6 +36,8 @@ pub struct ManagerConfig {
     pub stats_interval: Duration,
     /// Operations run at once.
     pub max_concurrent_ops: usize,
+    /// Nova, told when an attached volume grows; `None`: Nova is not told.
+    pub nova: Option<Arc<NovaClient>>,
 }
 
 /// The worker of one backend.
@@ -40,6 +47,8 @@ pub struct VolumeManager {
     bus: Bus,
     driver: Arc<dyn VolumeDriver>,
     cfg: Arc<ManagerConfig>,
+    /// The id of this service's record, read once it exists.
+    service_uuid: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl VolumeManager {
@@ -50,6 +59,7 @@ impl VolumeManager {
             bus,
             driver,
             cfg: Arc::new(cfg),
+            service_uuid: Arc::default(),
         }
     }
 
@@ -63,6 +73,7 @@ impl VolumeManager {
                 return Ok(());
             }
             self.recover().await?;
+            self.restore_exports().await?;
             let stats = tokio::spawn(self.clone().stats_loop(shutdown.clone()));
             let mut inbox = self.bus.consume(&volume_topic(&self.cfg.backend)).await?;
             let limit = Arc::new(Semaphore::new(self.cfg.max_concurrent_ops.max(1)));

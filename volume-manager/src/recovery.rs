@@ -84,6 +84,7 @@ impl VolumeManager {
             )
             .await?;
         }
+        self.recover_reverts(&ctx).await?;
         Ok(())
     }
 }

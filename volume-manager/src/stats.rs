@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use scoria_core::model::VOLUME_BINARY;
-use scoria_core::rpc::{VolumeRequest, STATS_FANOUT};
+use scoria_core::rpc::STATS_FANOUT;
 use scoria_core::stats::StatsReport;
 use scoria_core::{time, Error, RequestContext, Result};
 use tokio::sync::watch;
@@ -26,7 +26,7 @@ impl VolumeManager {
     }
 
     /// The driver's current report, completed with what the database knows.
-    async fn current_report(&self) -> Result<StatsReport> {
+    pub(crate) async fn current_report(&self) -> Result<StatsReport> {
         let backend = &self.cfg.backend;
         let mut stats = self
             .driver
@@ -50,17 +50,6 @@ impl VolumeManager {
             capabilities: self.driver.capabilities(),
             stats,
         })
-    }
-
-    /// Answers a `call`.
-    pub(crate) async fn answer(&self, req: &VolumeRequest) -> Result<serde_json::Value> {
-        match req {
-            VolumeRequest::GetCapabilities => {
-                let report = self.current_report().await?;
-                serde_json::to_value(report).map_err(|e| Error::Internal(e.to_string()))
-            }
-            other => Err(Error::Internal(format!("{other:?} is not a call"))),
-        }
     }
 
     /// Collects, stores and publishes one stats report.

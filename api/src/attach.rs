@@ -1,0 +1,272 @@
+//! The steps both attach workflows share (the attachments API and the legacy
+//! volume actions): reserve a volume for a server, export it to a host
+//! through its volume service, and undo an export.
+//!
+//! The api owns attachment records. Before it asks the volume service for an
+//! export, it stores everything the export needs (connector, access mode,
+//! CHAP credentials), so a restarted volume service can recreate it.
+
+use scoria_core::model::{AccessMode, Attachment, Chap, ConnectionInfo, Connector, Volume};
+use scoria_core::rpc::{volume_topic, VolumeRequest};
+use scoria_core::status::{AttachStatus, VolumeStatus};
+use scoria_core::Error;
+use scoria_db::{AttachGate, AttachmentChanges};
+use serde_json::{Map, Value};
+
+use crate::context::Ctx;
+use crate::fault::{bad_request, ApiError, ApiResult};
+use crate::ApiState;
+
+/// Statuses from which a volume can be reserved for one server.
+const RESERVABLE: &[VolumeStatus] = &[VolumeStatus::Available, VolumeStatus::Downloading];
+
+/// The same for a multiattach volume: it may already be attached or being
+/// attached elsewhere.
+const RESERVABLE_MULTI: &[VolumeStatus] = &[
+    VolumeStatus::Available,
+    VolumeStatus::InUse,
+    VolumeStatus::Downloading,
+    VolumeStatus::Reserved,
+    VolumeStatus::Attaching,
+];
+
+/// Statuses in which a server that already has an attachment to the volume
+/// may get another one (Nova does this while moving a server between hosts).
+const SAME_SERVER: &[VolumeStatus] = &[VolumeStatus::InUse, VolumeStatus::Reserved];
+
+/// Creates an attachment in `reserved` for `instance_uuid`, if the volume
+/// can take one; of concurrent requests for a single-attach volume exactly
+/// one wins.
+pub(crate) async fn reserve(
+    state: &ApiState,
+    ctx: &Ctx,
+    vol: &Volume,
+    instance_uuid: Option<String>,
+    mode: Option<AccessMode>,
+) -> ApiResult<Attachment> {
+    let expected = if vol.multiattach {
+        "available or in-use or downloading"
+    } else {
+        "available or downloading"
+    };
+    let refuse = |status: &str| {
+        bad_request(format!(
+            "Invalid volume: Volume {} status must be {expected} to reserve, but the current status is {status}.",
+            vol.id
+        ))
+    };
+    if vol.status.as_str().contains("error") {
+        return Err(refuse(vol.status.as_str()));
+    }
+    let attachment = Attachment {
+        attach_mode: mode,
+        ..Attachment::new(vol, AttachStatus::Reserved, instance_uuid)
+    };
+    let gate = AttachGate {
+        statuses: if vol.multiattach {
+            RESERVABLE_MULTI
+        } else {
+            RESERVABLE
+        },
+        same_instance_statuses: SAME_SERVER,
+    };
+    if state.db.create_attachment(&attachment, Some(gate)).await? {
+        tracing::info!(volume = %vol.id, attachment = %attachment.id, request_id = %ctx.rc.request_id, "reserved");
+        return Ok(attachment);
+    }
+    let now = state.db.get_volume(&vol.id).await?;
+    Err(refuse(now.status.as_str()))
+}
+
+/// Fresh CHAP credentials for one attachment: the user name carries the
+/// attachment id, so it is unique per attachment.
+pub(crate) fn new_credentials(attachment_id: &str) -> Chap {
+    let secret = uuid::Uuid::new_v4().simple().to_string();
+    Chap {
+        username: format!("scoria-{}", attachment_id.replace('-', "")),
+        password: secret[..16].to_string(),
+    }
+}
+
+/// Whether the volume carries the admin `readonly` flag (parsed as a boolean).
+pub(crate) fn readonly(vol: &Volume) -> bool {
+    vol.admin_metadata
+        .get("readonly")
+        .and_then(|v| crate::validate::parse_bool(v))
+        .unwrap_or(false)
+}
+
+/// The access mode an export gets: `ro` for a volume flagged read-only,
+/// else the mode asked for at create (3.54), else the connector's `mode`,
+/// else `rw`.
+fn access_mode(vol: &Volume, att: &Attachment, connector: &Connector) -> AccessMode {
+    if readonly(vol) {
+        return AccessMode::Ro;
+    }
+    att.attach_mode
+        .or_else(|| {
+            connector
+                .get("mode")
+                .and_then(Value::as_str)
+                .and_then(AccessMode::parse)
+        })
+        .unwrap_or(AccessMode::Rw)
+}
+
+fn connector_text(connector: &Connector, key: &str) -> Option<String> {
+    connector
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// The volume service that holds `vol`.
+fn backend_of(vol: &Volume) -> ApiResult<String> {
+    vol.backend().map(str::to_string).ok_or_else(|| {
+        bad_request(format!(
+            "Invalid volume: Volume {} is not placed on a backend yet.",
+            vol.id
+        ))
+    })
+}
+
+/// Exports `vol` for `att` to the host described by `connector` and stores
+/// the result; `next` is the attachment's status afterwards (`None` keeps
+/// it). On failure the attachment keeps its connector and credentials and
+/// the error is returned for the caller to roll back as its workflow says.
+pub(crate) async fn connect(
+    state: &ApiState,
+    ctx: &Ctx,
+    vol: &Volume,
+    att: &Attachment,
+    connector: Connector,
+    next: Option<AttachStatus>,
+) -> ApiResult<Attachment> {
+    let backend = backend_of(vol)?;
+    let mode = access_mode(vol, att, &connector);
+    let auth = att.auth.clone().unwrap_or_else(|| new_credentials(&att.id));
+    let prepared = AttachmentChanges {
+        connector: Some(Some(connector.clone())),
+        auth: Some(Some(auth.clone())),
+        attach_mode: Some(Some(mode)),
+        attached_host: Some(connector_text(&connector, "host")),
+        mountpoint: Some(connector_text(&connector, "mountpoint").or(att.mountpoint.clone())),
+        ..Default::default()
+    };
+    if !state.db.update_attachment(&att.id, &prepared, None).await? {
+        return Err(ApiError(Error::not_found("VolumeAttachment", &att.id)));
+    }
+    let req = VolumeRequest::InitializeConnection {
+        volume_id: vol.id.clone(),
+        attachment_id: att.id.clone(),
+        connector,
+        access_mode: mode,
+        auth,
+    };
+    let info: ConnectionInfo = state
+        .bus
+        .call(
+            &volume_topic(&backend),
+            &ctx.rc,
+            &req,
+            state.cfg.rpc_timeout,
+        )
+        .await?;
+    let done = AttachmentChanges {
+        connection_info: Some(Some(info)),
+        attach_status: next,
+        ..Default::default()
+    };
+    state.db.update_attachment(&att.id, &done, None).await?;
+    Ok(state.db.get_attachment(&att.id).await?)
+}
+
+/// Removes the export of `att`, if it has one, and forgets its connection
+/// info. The volume service is asked and must answer: an export is never
+/// forgotten while it may still exist.
+pub(crate) async fn disconnect(
+    state: &ApiState,
+    ctx: &Ctx,
+    vol: &Volume,
+    att: &Attachment,
+) -> ApiResult<()> {
+    if att.connection_info.is_none() {
+        return Ok(());
+    }
+    let req = VolumeRequest::TerminateConnection {
+        volume_id: vol.id.clone(),
+        attachment_id: Some(att.id.clone()),
+    };
+    let _: Value = state
+        .bus
+        .call(
+            &volume_topic(&backend_of(vol)?),
+            &ctx.rc,
+            &req,
+            state.cfg.rpc_timeout,
+        )
+        .await?;
+    let cleared = AttachmentChanges {
+        connection_info: Some(None),
+        ..Default::default()
+    };
+    state.db.update_attachment(&att.id, &cleared, None).await?;
+    Ok(())
+}
+
+/// Undoes whatever part of an export a failed [`connect`] may have made,
+/// in the background (the volume service may be the thing that failed).
+pub(crate) fn undo_export(state: &ApiState, ctx: &Ctx, vol: &Volume, attachment_id: &str) {
+    let Some(backend) = vol.backend().map(str::to_string) else {
+        return;
+    };
+    let (state, rc) = (state.clone(), ctx.rc.clone());
+    let req = VolumeRequest::TerminateConnection {
+        volume_id: vol.id.clone(),
+        attachment_id: Some(attachment_id.to_string()),
+    };
+    tokio::spawn(async move {
+        let sent: Result<Value, Error> = state
+            .bus
+            .call(&volume_topic(&backend), &rc, &req, state.cfg.rpc_timeout)
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, request_id = %rc.request_id, "could not undo a failed export");
+        }
+    });
+}
+
+/// The connection info as the attachments API shows it: the driver's data
+/// flattened with its type, the attachment id and the standard keys.
+pub(crate) fn flat_connection_info(att: &Attachment) -> Map<String, Value> {
+    let Some(info) = &att.connection_info else {
+        return Map::new();
+    };
+    let mut out = standard_data(att, info);
+    out.insert(
+        "driver_volume_type".into(),
+        info.driver_volume_type.clone().into(),
+    );
+    out.insert("attachment_id".into(), att.id.clone().into());
+    out.insert(
+        "enforce_multipath".into(),
+        att.connector
+            .as_ref()
+            .and_then(|c| c.get("enforce_multipath"))
+            .cloned()
+            .unwrap_or(Value::Bool(false)),
+    );
+    out
+}
+
+/// The driver's data plus the keys every connection carries (`access_mode`,
+/// `encrypted`, `qos_specs`), as the legacy `os-initialize_connection` nests it.
+pub(crate) fn standard_data(att: &Attachment, info: &ConnectionInfo) -> Map<String, Value> {
+    let mut data = info.data.clone();
+    let mode = att.attach_mode.unwrap_or(AccessMode::Rw);
+    data.insert("access_mode".into(), mode.as_str().into());
+    data.entry("encrypted").or_insert(Value::Bool(false));
+    data.entry("qos_specs").or_insert(Value::Null);
+    data.insert("attachment_id".into(), att.id.clone().into());
+    data
+}

@@ -1,0 +1,308 @@
+//! The legacy attach actions Nova still sends for older attachments:
+//! `os-reserve` → `os-initialize_connection` → `os-attach`, and
+//! `os-begin_detaching` → `os-terminate_connection` → `os-detach`, with
+//! `os-unreserve` and `os-roll_detaching` to back out.
+//!
+//! `os-initialize_connection` records the export as an attachment in
+//! `detached` state (it does not change the volume's status, as in Cinder);
+//! `os-attach` turns that record into an `attached` attachment.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use scoria_core::model::{AccessMode, Attachment, Connector, Volume};
+use scoria_core::status::{AttachStatus, VolumeStatus};
+use scoria_core::{time, Error};
+use scoria_db::{AttachmentChanges, VolumeChanges, VolumeGuard};
+use serde_json::{json, Map, Value};
+
+use crate::attach;
+use crate::context::Ctx;
+use crate::fault::{bad_request, ApiError, ApiResult};
+use crate::validate;
+use crate::volumes::visible_volume;
+use crate::ApiState;
+
+/// Runs the legacy attach action `name`, or `None` if `name` is not one.
+pub(crate) async fn run(
+    state: &ApiState,
+    ctx: &Ctx,
+    id: &str,
+    name: &str,
+    arg: &Value,
+) -> Option<ApiResult<Response>> {
+    let accepted = || StatusCode::ACCEPTED.into_response();
+    Some(match name {
+        "os-reserve" => reserve(state, ctx, id).await.map(|_| accepted()),
+        "os-unreserve" => unreserve(state, ctx, id).await.map(|_| accepted()),
+        "os-begin_detaching" => begin_detaching(state, ctx, id).await.map(|_| accepted()),
+        "os-roll_detaching" => roll_detaching(state, ctx, id).await.map(|_| accepted()),
+        "os-initialize_connection" => initialize(state, ctx, id, arg)
+            .await
+            .map(|v| Json(v).into_response()),
+        "os-terminate_connection" => terminate(state, ctx, id, arg).await.map(|_| accepted()),
+        "os-attach" => attach(state, ctx, id, arg).await.map(|_| accepted()),
+        "os-detach" => detach(state, ctx, id, arg).await.map(|_| accepted()),
+        _ => return None,
+    })
+}
+
+fn object<'a>(name: &str, v: &'a Value) -> ApiResult<&'a Map<String, Value>> {
+    v.as_object().ok_or_else(|| {
+        bad_request(format!(
+            "Invalid input received: the argument of {name} must be an object."
+        ))
+    })
+}
+
+fn connector_arg(name: &str, arg: &Value) -> ApiResult<Connector> {
+    match object(name, arg)?.get("connector") {
+        Some(Value::Object(c)) => Ok(c.clone()),
+        _ => Err(bad_request(format!(
+            "Invalid input received: {name} needs a 'connector' object."
+        ))),
+    }
+}
+
+fn not_in_maintenance(v: &Volume, what: &str) -> ApiResult<()> {
+    if v.status == VolumeStatus::Maintenance {
+        return Err(bad_request(format!(
+            "Invalid volume: Volume {} is in maintenance; it cannot be {what} now.",
+            v.id
+        )));
+    }
+    Ok(())
+}
+
+async fn reserve(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
+    let v = visible_volume(state, ctx, id).await?;
+    let allowed: &[VolumeStatus] = if v.multiattach {
+        &[VolumeStatus::Available, VolumeStatus::InUse]
+    } else {
+        &[VolumeStatus::Available]
+    };
+    let changes = VolumeChanges::status(VolumeStatus::Attaching);
+    if !state
+        .db
+        .update_volume(id, &changes, VolumeGuard::status_in(allowed))
+        .await?
+    {
+        let now = state.db.get_volume(id).await?;
+        let expected = if v.multiattach {
+            "available or in-use"
+        } else {
+            "available"
+        };
+        return Err(bad_request(format!(
+            "Invalid volume: Volume status must be {expected} to reserve, but the status is {}.",
+            now.status
+        )));
+    }
+    Ok(())
+}
+
+/// Ends a reservation: an `attaching` volume goes back to what its
+/// attachments say (`in-use` or `available`); anything else is left alone.
+async fn unreserve(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
+    let v = visible_volume(state, ctx, id).await?;
+    if v.status == VolumeStatus::Attaching {
+        state.db.recompute_attach_status(id).await?;
+    }
+    Ok(())
+}
+
+async fn begin_detaching(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
+    let v = visible_volume(state, ctx, id).await?;
+    let attached = v.attach_status == AttachStatus::Attached;
+    let changes = VolumeChanges::status(VolumeStatus::Detaching);
+    let guard = VolumeGuard::status_in(&[VolumeStatus::InUse]);
+    if !attached || !state.db.update_volume(id, &changes, guard).await? {
+        return Err(bad_request("Invalid volume: Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach."));
+    }
+    Ok(())
+}
+
+async fn roll_detaching(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
+    visible_volume(state, ctx, id).await?;
+    let changes = VolumeChanges::status(VolumeStatus::InUse);
+    let guard = VolumeGuard::status_in(&[VolumeStatus::Detaching]);
+    state.db.update_volume(id, &changes, guard).await?;
+    Ok(())
+}
+
+/// Whether an attachment's stored connector names the same host as `c`.
+fn same_host(a: &Attachment, c: &Connector) -> bool {
+    let Some(stored) = &a.connector else {
+        return false;
+    };
+    ["host", "initiator"]
+        .iter()
+        .all(|k| stored.get(*k) == c.get(*k))
+}
+
+async fn initialize(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult<Value> {
+    let connector = connector_arg("os-initialize_connection", arg)?;
+    let v = visible_volume(state, ctx, id).await?;
+    not_in_maintenance(&v, "connected")?;
+    let existing = state
+        .db
+        .attachments_of_volume(id)
+        .await?
+        .into_iter()
+        .find(|a| a.attach_status != AttachStatus::ErrorDetaching && same_host(a, &connector));
+    let (att, created) = match existing {
+        Some(a) => (a, false),
+        None => (connection_record(state, &v).await?, true),
+    };
+    match attach::connect(state, ctx, &v, &att, connector, None).await {
+        Ok(att) => {
+            let info = att
+                .connection_info
+                .clone()
+                .unwrap_or_else(|| unreachable!("connect stores the connection info it returns"));
+            Ok(json!({
+                "connection_info": {
+                    "driver_volume_type": info.driver_volume_type,
+                    "data": attach::standard_data(&att, &info),
+                }
+            }))
+        }
+        Err(e) => {
+            attach::undo_export(state, ctx, &v, &att.id);
+            if created {
+                state
+                    .db
+                    .delete_attachment(&att.id, Some(&[AttachStatus::Detached]))
+                    .await?;
+            }
+            Err(match e.0 {
+                Error::Backend(detail) | Error::Unsupported(detail) => ApiError(Error::Backend(format!(
+                    "Bad or unexpected response from the storage volume backend API: Driver initialize connection failed (error: {detail})."
+                ))),
+                _ => e,
+            })
+        }
+    }
+}
+
+/// A new attachment record for a legacy connection, not yet attached.
+async fn connection_record(state: &ApiState, v: &Volume) -> ApiResult<Attachment> {
+    let a = Attachment::new(v, AttachStatus::Detached, None);
+    state.db.create_attachment(&a, None).await?;
+    Ok(a)
+}
+
+async fn terminate(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult<()> {
+    let connector = connector_arg("os-terminate_connection", arg)?;
+    let v = visible_volume(state, ctx, id).await?;
+    for a in state.db.attachments_of_volume(id).await? {
+        if !same_host(&a, &connector) {
+            continue;
+        }
+        attach::disconnect(state, ctx, &v, &a).await?;
+        if a.attach_status == AttachStatus::Detached {
+            state
+                .db
+                .delete_attachment(&a.id, Some(&[AttachStatus::Detached]))
+                .await?;
+        }
+    }
+    unreserve(state, ctx, id).await
+}
+
+async fn attach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult<()> {
+    let m = object("os-attach", arg)?;
+    let text = |k: &str| validate::opt_string(m, k, 255);
+    let mountpoint = text("mountpoint")?
+        .ok_or_else(|| bad_request("Invalid input received: os-attach needs 'mountpoint'."))?;
+    let instance_uuid = text("instance_uuid")?;
+    let host_name = text("host_name")?;
+    if instance_uuid.is_none() && host_name.is_none() {
+        return Err(bad_request(
+            "Invalid input received: os-attach needs 'instance_uuid' or 'host_name'.",
+        ));
+    }
+    let mode = match text("mode")? {
+        None => AccessMode::Rw,
+        Some(s) => AccessMode::parse(&s).ok_or_else(|| {
+            bad_request(format!(
+                "Invalid input received: Invalid attaching mode '{s}'; use 'rw' or 'ro'."
+            ))
+        })?,
+    };
+    let v = visible_volume(state, ctx, id).await?;
+    not_in_maintenance(&v, "attached")?;
+    if attach::readonly(&v) && mode == AccessMode::Rw {
+        return Err(bad_request(format!(
+            "Invalid input received: Invalid attaching mode 'rw' for volume {id}: the volume is read-only."
+        )));
+    }
+    if v.status == VolumeStatus::InUse && !v.multiattach {
+        return Err(bad_request(format!(
+            "Invalid volume: Volume {id} is already attached and is not multiattach."
+        )));
+    }
+    let record = state
+        .db
+        .attachments_of_volume(id)
+        .await?
+        .into_iter()
+        .filter(|a| a.attach_status == AttachStatus::Detached)
+        .max_by_key(|a| {
+            (
+                host_name.is_some() && a.attached_host == host_name,
+                a.created_at.clone(),
+            )
+        });
+    let record = match record {
+        Some(a) => a,
+        None => connection_record(state, &v).await?,
+    };
+    let changes = AttachmentChanges {
+        attach_status: Some(AttachStatus::Attached),
+        instance_uuid: Some(instance_uuid),
+        attached_host: Some(host_name.or(record.attached_host.clone())),
+        mountpoint: Some(Some(mountpoint)),
+        attach_mode: Some(Some(mode)),
+        attached_at: Some(Some(time::now())),
+        ..Default::default()
+    };
+    state
+        .db
+        .update_attachment(&record.id, &changes, Some(&[AttachStatus::Detached]))
+        .await?;
+    Ok(())
+}
+
+async fn detach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult<()> {
+    let wanted = match arg {
+        Value::Object(m) => validate::opt_string(m, "attachment_id", 64)?,
+        _ => None,
+    };
+    let v = visible_volume(state, ctx, id).await?;
+    let attachments = state.db.attachments_of_volume(id).await?;
+    let att = match &wanted {
+        Some(aid) => attachments.iter().find(|a| &a.id == aid).ok_or_else(|| {
+            ApiError(Error::NotFound(format!(
+                "VolumeAttachment {aid} could not be found."
+            )))
+        })?,
+        None => {
+            let mut attached = attachments
+                .iter()
+                .filter(|a| a.attach_status == AttachStatus::Attached);
+            match (attached.next(), attached.next()) {
+                (Some(a), None) => a,
+                (None, _) => return Ok(()),
+                (Some(_), Some(_)) => {
+                    return Err(bad_request(format!(
+                        "Invalid volume: Volume {id} is attached more than once; os-detach needs an attachment_id."
+                    )))
+                }
+            }
+        }
+    };
+    attach::disconnect(state, ctx, &v, att).await?;
+    state.db.delete_attachment(&att.id, None).await?;
+    Ok(())
+}

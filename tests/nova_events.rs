@@ -1,0 +1,403 @@
+//! Nova's `volume-extended` event: after an attached (`in-use`) volume grows,
+//! the volume service POSTs one event per attached server to Nova's
+//! `/os-server-external-events`. Nova is played by a recording stand-in (a
+//! tiny local HTTP server that records every request); Keystone, for the
+//! token test, by another.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use scoria::services::{self, Site, Task};
+use scoria_api::AuthStrategy;
+use scoria_bus::Bus;
+use scoria_core::config::BackendConfig;
+use scoria_core::model::{AccessMode, Attachment};
+use scoria_core::status::AttachStatus;
+use scoria_db::Db;
+use scoria_volume_manager::nova::{Credentials, NovaClient, NovaConfig};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+/// One request the stand-in received.
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Value,
+}
+
+/// A recording stand-in for Nova's compute API (and, for the token test,
+/// Keystone's `POST /v3/auth/tokens`): it records every request and answers
+/// the events POST with `events_status` (200 unless a test changes it).
+#[derive(Default)]
+struct NovaRecorder {
+    requests: Mutex<Vec<Recorded>>,
+    events_status: AtomicU16,
+    sign_ins: AtomicUsize,
+}
+
+impl NovaRecorder {
+    async fn start() -> (Arc<Self>, String) {
+        let rec = Arc::new(NovaRecorder::default());
+        rec.events_status.store(200, Ordering::SeqCst);
+        let app = axum::Router::new().fallback(record).with_state(rec.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let root = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (rec, root)
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    fn event_posts(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/os-server-external-events"))
+            .collect()
+    }
+}
+
+async fn record(
+    State(rec): State<Arc<NovaRecorder>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    rec.requests.lock().unwrap().push(Recorded {
+        method: method.clone(),
+        path: uri.path().to_string(),
+        headers: headers.clone(),
+        body: body.clone(),
+    });
+    match (method, uri.path()) {
+        (Method::POST, "/v3/auth/tokens") => {
+            let n = rec.sign_ins.fetch_add(1, Ordering::SeqCst) + 1;
+            let root = format!("http://{}", headers["host"].to_str().unwrap());
+            let doc = json!({"token": {
+                "expires_at": "2099-01-01T00:00:00.000000Z",
+                "catalog": [{"type": "compute", "endpoints": [
+                    {"interface": "public", "region_id": "RegionOne", "url": format!("{root}/v2.1")},
+                ]}],
+            }});
+            let mut resp = (StatusCode::CREATED, axum::Json(doc)).into_response();
+            resp.headers_mut()
+                .insert("x-subject-token", format!("tok-{n}").parse().unwrap());
+            resp
+        }
+        (Method::POST, "/v2.1/os-server-external-events") => {
+            // With Keystone in play only the latest token is good.
+            let current = format!("tok-{}", rec.sign_ins.load(Ordering::SeqCst));
+            if let Some(token) = headers.get("x-auth-token") {
+                if token.to_str().unwrap() != current {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+            }
+            let status = StatusCode::from_u16(rec.events_status.load(Ordering::SeqCst)).unwrap();
+            let events: Vec<Value> = body["events"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|mut e| {
+                    e["code"] = json!(status.as_u16());
+                    e["status"] = json!(if status.is_success() {
+                        "completed"
+                    } else {
+                        "failed"
+                    });
+                    e
+                })
+                .collect();
+            (status, axum::Json(json!({ "events": events }))).into_response()
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+struct Site1 {
+    base: String,
+    http: reqwest::Client,
+    db: Db,
+    stop: watch::Sender<bool>,
+    volume: Task,
+    _dir: tempfile::TempDir,
+}
+
+/// An in-process site (database, bus, scheduler, one `fake` backend, api)
+/// whose volume service tells the Nova at `nova_endpoint`.
+async fn start(nova_endpoint: &str) -> Site1 {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display()))
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    db.ensure_default_type().await.unwrap();
+    let bus = Bus::in_process();
+    let mut site = Site::new("testhost", "nova");
+    site.stats_interval = Duration::from_secs(1);
+    let nova =
+        NovaConfig::from_options(|k| (k == "endpoint_override").then(|| nova_endpoint.to_string()))
+            .unwrap()
+            .unwrap();
+    site.nova = Some(Arc::new(NovaClient::new(nova).unwrap()));
+    let backend = BackendConfig {
+        name: "fake".into(),
+        driver: "fake".into(),
+        volume_backend_name: "fake".into(),
+        options: BTreeMap::new(),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let volume = services::spawn_volume(&db, &bus, &site, &backend, stopped.clone()).unwrap();
+    services::spawn_scheduler(&db, &bus, &site, stopped);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v3", listener.local_addr().unwrap());
+    let app = scoria_api::router(services::api_state(&db, &bus, &site, AuthStrategy::NoAuth));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let s = Site1 {
+        base,
+        http: reqwest::Client::new(),
+        db,
+        stop,
+        volume,
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        let pools = s.call("GET", "scheduler-stats/get_pools", None).await;
+        if pools["pools"].as_array().map_or(0, Vec::len) == 1 {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the backend did not report its stats");
+}
+
+impl Site1 {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}/{path}", self.base))
+            .header("X-Auth-Token", "admin:admin")
+            .header("OpenStack-API-Version", "volume 3.42");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        assert!(
+            resp.status().is_success(),
+            "{method} {path}: {}",
+            resp.status()
+        );
+        resp.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Polls the volume until `done` holds.
+    async fn wait_volume(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..300 {
+            let v = self.call("GET", &format!("volumes/{id}"), None).await["volume"].clone();
+            if done(&v) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("volume {id} did not settle");
+    }
+
+    async fn create_volume(&self) -> String {
+        let v = self
+            .call("POST", "volumes", Some(json!({"volume": {"size": 1}})))
+            .await;
+        let id = v["volume"]["id"].as_str().unwrap().to_string();
+        self.wait_volume(&id, |v| v["status"] == "available").await;
+        id
+    }
+
+    /// Records an attachment of `id` to `server` with `status`.
+    async fn attach(&self, id: &str, n: u32, server: &str, status: AttachStatus) {
+        let a = Attachment {
+            id: format!("00000000-0000-4000-8000-00000000000{n}"),
+            volume_id: id.into(),
+            project_id: "admin".into(),
+            instance_uuid: Some(server.into()),
+            attached_host: Some("compute1".into()),
+            mountpoint: Some(format!("/dev/vd{}", (b'a' + n as u8) as char)),
+            attach_status: status,
+            attach_mode: Some(AccessMode::Rw),
+            connector: None,
+            connection_info: None,
+            auth: None,
+            attached_at: None,
+            detached_at: None,
+            created_at: format!("2026-01-01T00:00:0{n}.000000"),
+            updated_at: None,
+        };
+        assert!(self.db.create_attachment(&a, None).await.unwrap());
+        self.db.recompute_attach_status(id).await.unwrap();
+    }
+
+    async fn extend(&self, id: &str, new_size: i64) -> Value {
+        self.call(
+            "POST",
+            &format!("volumes/{id}/action"),
+            Some(json!({"os-extend": {"new_size": new_size}})),
+        )
+        .await;
+        self.wait_volume(id, |v| v["size"] == new_size && v["status"] != "extending")
+            .await
+    }
+
+    /// Stops the services; the volume service finishes its operations first,
+    /// so everything it was going to send has been sent.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.volume.await.unwrap().unwrap();
+    }
+}
+
+const SERVER_A: &str = "6f2c5e0a-1b7d-4c2e-9a53-0d1e2f3a4b5c";
+const SERVER_B: &str = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d";
+const SERVER_C: &str = "0badc0de-0000-4000-8000-00000000000c";
+
+#[tokio::test]
+async fn extending_an_attached_volume_tells_nova_once_per_server() {
+    let (nova, root) = NovaRecorder::start().await;
+    let site = start(&format!("{root}/v2.1")).await;
+    let id = site.create_volume().await;
+    site.attach(&id, 1, SERVER_A, AttachStatus::Attached).await;
+    site.attach(&id, 2, SERVER_B, AttachStatus::Attached).await;
+    // Not attached (yet): its server is not told.
+    site.attach(&id, 3, SERVER_C, AttachStatus::Attaching).await;
+    let v = site.wait_volume(&id, |v| v["status"] == "in-use").await;
+    assert_eq!(v["attachments"].as_array().unwrap().len(), 2, "{v}");
+
+    let v = site.extend(&id, 3).await;
+    assert_eq!(v["status"], "in-use", "{v}");
+    site.stop().await;
+
+    let posts = nova.requests();
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    let post = &posts[0];
+    assert_eq!(post.method, Method::POST);
+    assert_eq!(post.path, "/v2.1/os-server-external-events");
+    assert_eq!(post.headers["x-openstack-nova-api-version"], "2.51");
+    assert_eq!(post.headers["content-type"], "application/json");
+    assert!(
+        post.headers.get("x-auth-token").is_none(),
+        "no Keystone: no token"
+    );
+    assert_eq!(
+        post.body,
+        json!({"events": [
+            {"name": "volume-extended", "server_uuid": SERVER_A, "tag": id},
+            {"name": "volume-extended", "server_uuid": SERVER_B, "tag": id},
+        ]})
+    );
+}
+
+#[tokio::test]
+async fn a_volume_without_attachments_is_extended_silently() {
+    let (nova, root) = NovaRecorder::start().await;
+    let site = start(&format!("{root}/v2.1")).await;
+    let id = site.create_volume().await;
+    let v = site.extend(&id, 2).await;
+    assert_eq!(v["status"], "available", "{v}");
+    site.stop().await;
+    assert!(nova.requests().is_empty(), "{:#?}", nova.requests());
+}
+
+#[tokio::test]
+async fn a_failing_nova_does_not_fail_the_extend() {
+    let (nova, root) = NovaRecorder::start().await;
+    nova.events_status.store(500, Ordering::SeqCst);
+    let site = start(&format!("{root}/v2.1")).await;
+    let id = site.create_volume().await;
+    site.attach(&id, 1, SERVER_A, AttachStatus::Attached).await;
+    site.extend(&id, 4).await;
+    let v = site.wait_volume(&id, |v| v["status"] != "extending").await;
+    assert_eq!(
+        (v["status"].as_str(), v["size"].as_i64()),
+        (Some("in-use"), Some(4)),
+        "{v}"
+    );
+    site.stop().await;
+    assert_eq!(nova.event_posts().len(), 1);
+
+    // Nova gone altogether: the same.
+    let site = start("http://127.0.0.1:9/v2.1").await;
+    let id = site.create_volume().await;
+    site.attach(&id, 1, SERVER_A, AttachStatus::Attached).await;
+    let v = site.extend(&id, 2).await;
+    assert_eq!(v["status"], "in-use", "{v}");
+    site.stop().await;
+}
+
+#[tokio::test]
+async fn with_keystone_the_event_carries_a_token_from_the_catalog_endpoint() {
+    let (nova, root) = NovaRecorder::start().await;
+    let cfg = NovaConfig {
+        endpoint_override: None,
+        timeout: Duration::from_secs(5),
+        insecure: false,
+        interface: "public".into(),
+        region_name: Some("RegionOne".into()),
+        auth: Credentials::from_options("nova", |k| match k {
+            "auth_url" => Some(format!("{root}/v3")),
+            "username" => Some("cinder".into()),
+            "password" => Some("pw".into()),
+            _ => None,
+        })
+        .unwrap(),
+    };
+    let client = NovaClient::new(cfg).unwrap();
+    let servers = [SERVER_A.to_string()];
+    client
+        .volume_extended("vol-1", &servers, "req-1")
+        .await
+        .unwrap();
+    // Keystone forgets the token (another sign-in superseded it): one retry.
+    nova.sign_ins.fetch_add(1, Ordering::SeqCst);
+    client
+        .volume_extended("vol-2", &servers, "req-2")
+        .await
+        .unwrap();
+
+    let log: Vec<(String, Option<String>)> = nova
+        .requests()
+        .iter()
+        .map(|r| {
+            let token = r
+                .headers
+                .get("x-auth-token")
+                .map(|t| t.to_str().unwrap().to_string());
+            (r.path.clone(), token)
+        })
+        .collect();
+    let (auth, events) = (
+        "/v3/auth/tokens".to_string(),
+        "/v2.1/os-server-external-events".to_string(),
+    );
+    assert_eq!(
+        log,
+        [
+            (auth.clone(), None),
+            (events.clone(), Some("tok-1".into())),
+            (events.clone(), Some("tok-1".into())),
+            (auth, None),
+            (events, Some("tok-3".into())),
+        ]
+    );
+    let sign_in = &nova.requests()[0].body["auth"];
+    assert_eq!(sign_in["identity"]["password"]["user"]["name"], "cinder");
+    assert_eq!(sign_in["scope"]["project"]["name"], "service");
+    assert_eq!(nova.event_posts()[2].body["events"][0]["tag"], "vol-2");
+}
