@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use scoria_keystone::{expiry, Credentials, PasswordSession, SignInError, Token};
+use scoria_keystone::{
+    expiry, send_with_retries, Credentials, PasswordSession, SignInError, Token, DEFAULT_RETRIES,
+};
 use serde::Deserialize;
 
 use crate::fault::fault;
 
-/// How long a request to Keystone may take before the caller gets a 503.
+/// How long one request to Keystone may take, unless `http_connect_timeout` says otherwise.
 const KEYSTONE_TIMEOUT: Duration = Duration::from_secs(10);
 /// At most this many validated tokens are remembered.
 const CACHE_CAPACITY: usize = 10_000;
@@ -30,6 +32,11 @@ pub struct KeystoneConfig {
     /// Upper bound on how long a validation is trusted (`token_cache_time`,
     /// 300 s by default): a revoked token stops working after at most this.
     pub token_cache_time: Duration,
+    /// How long one request to Keystone may take (`http_connect_timeout`, 10 s by default).
+    pub http_timeout: Duration,
+    /// How often a request Keystone did not answer is sent again before the
+    /// caller gets a 503 (`http_request_max_retries`, 3 by default).
+    pub http_retries: u32,
 }
 
 impl KeystoneConfig {
@@ -44,16 +51,26 @@ impl KeystoneConfig {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let token_cache_time = match opt("token_cache_time") {
-            Some(v) => Duration::from_secs(v.parse().map_err(|_| {
-                format!("[keystone_authtoken] token_cache_time = {v} is not a number of seconds")
-            })?),
-            None => Duration::from_secs(300),
+        let number = |name: &str, what: &str| -> Result<Option<u64>, String> {
+            opt(name)
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| format!("[keystone_authtoken] {name} = {v} is not {what}"))
+                })
+                .transpose()
         };
+        let seconds = "a whole number of seconds";
         Ok(KeystoneConfig {
             credentials,
             www_authenticate_uri: opt("www_authenticate_uri").or_else(|| opt("auth_uri")),
-            token_cache_time,
+            token_cache_time: Duration::from_secs(
+                number("token_cache_time", seconds)?.unwrap_or(300),
+            ),
+            http_timeout: number("http_connect_timeout", seconds)?
+                .filter(|s| *s > 0)
+                .map_or(KEYSTONE_TIMEOUT, Duration::from_secs),
+            http_retries: number("http_request_max_retries", "a whole number")?
+                .map_or(DEFAULT_RETRIES, |n| n.min(10) as u32),
         })
     }
 }
@@ -113,12 +130,13 @@ impl KeystoneAuth {
                 format!("[keystone_authtoken] www_authenticate_uri = {uri} is not valid")
             })?;
         let http = reqwest::Client::builder()
-            .timeout(KEYSTONE_TIMEOUT)
-            .connect_timeout(KEYSTONE_TIMEOUT / 2)
+            .timeout(cfg.http_timeout)
+            .connect_timeout(cfg.http_timeout / 2)
             .build()
             .map_err(|e| format!("cannot build the HTTP client for Keystone: {e}"))?;
         Ok(KeystoneAuth {
-            service: PasswordSession::new(cfg.credentials.clone(), http.clone()),
+            service: PasswordSession::new(cfg.credentials.clone(), http.clone())
+                .with_retries(cfg.http_retries),
             cfg,
             challenge,
             http,
@@ -202,12 +220,12 @@ impl KeystoneAuth {
             .service_token(renew)
             .await
             .map_err(Validation::Failed)?;
-        let resp = self
+        let request = self
             .http
             .get(format!("{}/auth/tokens", self.service.v3_url()))
             .header("x-auth-token", service.value())
-            .header("x-subject-token", token)
-            .send()
+            .header("x-subject-token", token);
+        let resp = send_with_retries(request, self.cfg.http_retries)
             .await
             .map_err(|e| Validation::Failed(self.unreachable(e.is_timeout())))?;
         match resp.status().as_u16() {
@@ -495,6 +513,8 @@ mod tests {
     struct FakeKeystone {
         sign_ins: AtomicUsize,
         validations: AtomicUsize,
+        /// Fault injection: this many validations hang for a minute first.
+        stalls: AtomicUsize,
     }
 
     async fn issue(State(ks): State<Arc<FakeKeystone>>) -> Response {
@@ -512,6 +532,12 @@ mod tests {
     async fn check(State(ks): State<Arc<FakeKeystone>>, h: HeaderMap) -> Response {
         use axum::response::IntoResponse;
         ks.validations.fetch_add(1, Ordering::SeqCst);
+        let stall = ks
+            .stalls
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if stall.is_ok() {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
         let current = format!("svc-{}", ks.sign_ins.load(Ordering::SeqCst));
         if h.get("x-auth-token").unwrap() != current.as_str() {
             return StatusCode::UNAUTHORIZED.into_response();
@@ -541,6 +567,10 @@ mod tests {
     }
 
     fn auth_for(url: &str) -> KeystoneAuth {
+        auth_with(url, KEYSTONE_TIMEOUT, DEFAULT_RETRIES)
+    }
+
+    fn auth_with(url: &str, http_timeout: Duration, http_retries: u32) -> KeystoneAuth {
         KeystoneAuth::new(KeystoneConfig {
             credentials: Credentials {
                 auth_url: url.into(),
@@ -552,6 +582,8 @@ mod tests {
             },
             www_authenticate_uri: None,
             token_cache_time: Duration::from_secs(300),
+            http_timeout,
+            http_retries,
         })
         .unwrap()
     }
@@ -601,6 +633,56 @@ mod tests {
             auth.authenticate(&HeaderMap::new()).await,
             Err(AuthFailure::Unauthorized(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_validation_keystone_does_not_answer_in_time_is_sent_again() {
+        let (url, ks) = fake_keystone().await;
+        ks.stalls.store(2, Ordering::SeqCst);
+        let auth = auth_with(&url, Duration::from_millis(300), 2);
+        let caller = auth.authenticate(&with_token("good")).await.unwrap();
+        assert_eq!(caller.user.project_id, "p1");
+        assert_eq!(ks.validations.load(Ordering::SeqCst), 3);
+
+        // Out of retries: a 503 that says Keystone was too slow.
+        ks.stalls.store(3, Ordering::SeqCst);
+        auth.cache().entries.clear();
+        let failure = auth.authenticate(&with_token("good")).await.unwrap_err();
+        let AuthFailure::Unavailable(msg) = &failure else {
+            panic!("{failure:?}")
+        };
+        assert!(msg.contains("did not answer in time"), "{msg}");
+    }
+
+    #[test]
+    fn timeout_and_retries_come_from_the_options() {
+        let opts = |extra: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                [
+                    ("auth_url", "http://ks:5000"),
+                    ("username", "s"),
+                    ("password", "p"),
+                ]
+                .iter()
+                .chain(extra)
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+            }
+        };
+        let cfg = KeystoneConfig::from_options(opts(&[])).unwrap();
+        assert_eq!((cfg.http_timeout, cfg.http_retries), (KEYSTONE_TIMEOUT, 3));
+        let cfg = KeystoneConfig::from_options(opts(&[
+            ("http_connect_timeout", "30"),
+            ("http_request_max_retries", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (cfg.http_timeout, cfg.http_retries),
+            (Duration::from_secs(30), 0)
+        );
+        let err =
+            KeystoneConfig::from_options(opts(&[("http_connect_timeout", "soon")])).unwrap_err();
+        assert!(err.contains("http_connect_timeout = soon"), "{err}");
     }
 
     #[tokio::test]

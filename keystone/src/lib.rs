@@ -12,6 +12,37 @@ use serde_json::json;
 
 /// A token is renewed this long before it expires (at half-life when it lives shorter).
 const RENEW_MARGIN: Duration = Duration::from_secs(120);
+/// The wait before the first retry of a request Keystone did not answer; it
+/// doubles with every further retry.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
+/// keystonemiddleware's default for `http_request_max_retries`.
+pub const DEFAULT_RETRIES: u32 = 3;
+
+/// Sends `request`, and again up to `retries` times (after 0.5 s, 1 s, 2 s, …)
+/// while Keystone cannot be reached or does not answer in time, as
+/// keystonemiddleware does with `http_request_max_retries`. Any HTTP answer,
+/// whatever its status, is returned as it is.
+pub async fn send_with_retries(
+    request: reqwest::RequestBuilder,
+    retries: u32,
+) -> reqwest::Result<reqwest::Response> {
+    let mut delay = FIRST_RETRY_DELAY;
+    for _ in 0..retries {
+        // A request with a streamed body cannot be repeated; send it once.
+        let Some(attempt) = request.try_clone() else {
+            break;
+        };
+        match attempt.send().await {
+            Err(e) if e.is_connect() || e.is_timeout() => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "Keystone did not answer; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            done => return done,
+        }
+    }
+    request.send().await
+}
 
 /// Keystone v3 password credentials (keystoneauth's option names).
 #[derive(Clone)]
@@ -191,12 +222,14 @@ pub struct PasswordSession {
     /// Keystone's `/v3` root, without a trailing slash.
     v3: String,
     http: reqwest::Client,
+    retries: u32,
     held: tokio::sync::Mutex<Option<Arc<Token>>>,
 }
 
 impl PasswordSession {
-    /// Signs in over `http` (its timeouts and TLS settings apply); no request
-    /// is made until the first [`token`](Self::token).
+    /// Signs in over `http` (its timeouts and TLS settings apply), retrying
+    /// unanswered sign-ins [`DEFAULT_RETRIES`] times (see [`with_retries`](Self::with_retries));
+    /// no request is made until the first [`token`](Self::token).
     pub fn new(credentials: Credentials, http: reqwest::Client) -> Self {
         let root = credentials.auth_url.trim_end_matches('/');
         let v3 = format!("{}/v3", root.strip_suffix("/v3").unwrap_or(root));
@@ -204,8 +237,15 @@ impl PasswordSession {
             credentials,
             v3,
             http,
+            retries: DEFAULT_RETRIES,
             held: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Retries an unanswered sign-in `retries` times (see [`send_with_retries`]).
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
     }
 
     /// Whose token this is.
@@ -249,13 +289,13 @@ impl PasswordSession {
                 "domain": {"name": c.project_domain_name},
             }},
         }});
-        let resp = self.http.post(&url).json(&body).send().await.map_err(|e| {
-            SignInError::Unreachable {
+        let resp = send_with_retries(self.http.post(&url).json(&body), self.retries)
+            .await
+            .map_err(|e| SignInError::Unreachable {
                 timeout: e.is_timeout(),
                 detail: e.to_string(),
                 url,
-            }
-        })?;
+            })?;
         if !resp.status().is_success() {
             return Err(SignInError::Refused(resp.status().as_u16()));
         }
