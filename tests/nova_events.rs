@@ -4,7 +4,8 @@
 //! tiny local HTTP server that records every request); Keystone, for the
 //! token test, by another.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,16 +14,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use scoria::services::{self, Site, Task};
-use scoria_api::AuthStrategy;
-use scoria_bus::Bus;
-use scoria_core::config::BackendConfig;
+use common::{fake, TestSite};
 use scoria_core::model::{AccessMode, Attachment};
 use scoria_core::status::AttachStatus;
-use scoria_db::Db;
 use scoria_volume_manager::nova::{Credentials, NovaClient, NovaConfig};
 use serde_json::{json, Value};
-use tokio::sync::watch;
 
 /// One request the stand-in received.
 #[derive(Debug, Clone)]
@@ -125,143 +121,54 @@ async fn record(
     }
 }
 
-struct Site1 {
-    base: String,
-    http: reqwest::Client,
-    db: Db,
-    stop: watch::Sender<bool>,
-    volume: Task,
-    _dir: tempfile::TempDir,
-}
-
-/// An in-process site (database, bus, scheduler, one `fake` backend, api)
-/// whose volume service tells the Nova at `nova_endpoint`.
-async fn start(nova_endpoint: &str) -> Site1 {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display()))
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
-    db.ensure_default_type().await.unwrap();
-    let bus = Bus::in_process();
-    let mut site = Site::new("testhost", "nova");
-    site.stats_interval = Duration::from_secs(1);
+/// An in-process site with one `fake` backend whose volume service tells
+/// the Nova at `nova_endpoint`.
+async fn start(nova_endpoint: &str) -> TestSite {
     let nova =
         NovaConfig::from_options(|k| (k == "endpoint_override").then(|| nova_endpoint.to_string()))
             .unwrap()
             .unwrap();
-    site.nova = Some(Arc::new(NovaClient::new(nova).unwrap()));
-    let backend = BackendConfig {
-        name: "fake".into(),
-        driver: "fake".into(),
-        volume_backend_name: "fake".into(),
-        options: BTreeMap::new(),
-    };
-    let (stop, stopped) = watch::channel(false);
-    let volume = services::spawn_volume(&db, &bus, &site, &backend, stopped.clone()).unwrap();
-    services::spawn_scheduler(&db, &bus, &site, stopped);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/v3", listener.local_addr().unwrap());
-    let app = scoria_api::router(services::api_state(&db, &bus, &site, AuthStrategy::NoAuth));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let s = Site1 {
-        base,
-        http: reqwest::Client::new(),
-        db,
-        stop,
-        volume,
-        _dir: dir,
-    };
-    for _ in 0..100 {
-        let pools = s.call("GET", "scheduler-stats/get_pools", None).await;
-        if pools["pools"].as_array().map_or(0, Vec::len) == 1 {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the backend did not report its stats");
+    let nova = Arc::new(NovaClient::new(nova).unwrap());
+    TestSite::start(&[fake("fake", &[])], "3.42", |site| site.nova = Some(nova)).await
 }
 
-impl Site1 {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}/{path}", self.base))
-            .header("X-Auth-Token", "admin:admin")
-            .header("OpenStack-API-Version", "volume 3.42");
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        assert!(
-            resp.status().is_success(),
-            "{method} {path}: {}",
-            resp.status()
-        );
-        resp.json().await.unwrap_or(Value::Null)
-    }
+/// Creates a volume and waits until it is available.
+async fn available_volume(site: &TestSite) -> String {
+    let id = site.create_volume().await;
+    site.wait_volume(&id, |v| v["status"] == "available").await;
+    id
+}
 
-    /// Polls the volume until `done` holds.
-    async fn wait_volume(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-        for _ in 0..300 {
-            let v = self.call("GET", &format!("volumes/{id}"), None).await["volume"].clone();
-            if done(&v) {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("volume {id} did not settle");
-    }
+/// Records attachment `n` of `id` to `server` with `status`.
+async fn attach(site: &TestSite, id: &str, n: u32, server: &str, status: AttachStatus) {
+    let a = Attachment {
+        id: format!("00000000-0000-4000-8000-00000000000{n}"),
+        volume_id: id.into(),
+        project_id: "admin".into(),
+        instance_uuid: Some(server.into()),
+        attached_host: Some("compute1".into()),
+        mountpoint: Some(format!("/dev/vd{}", (b'a' + n as u8) as char)),
+        attach_status: status,
+        attach_mode: Some(AccessMode::Rw),
+        connector: None,
+        connection_info: None,
+        auth: None,
+        attached_at: None,
+        detached_at: None,
+        created_at: format!("2026-01-01T00:00:0{n}.000000"),
+        updated_at: None,
+    };
+    assert!(site.db.create_attachment(&a, None).await.unwrap());
+    site.db.recompute_attach_status(id).await.unwrap();
+}
 
-    async fn create_volume(&self) -> String {
-        let v = self
-            .call("POST", "volumes", Some(json!({"volume": {"size": 1}})))
-            .await;
-        let id = v["volume"]["id"].as_str().unwrap().to_string();
-        self.wait_volume(&id, |v| v["status"] == "available").await;
-        id
-    }
-
-    /// Records an attachment of `id` to `server` with `status`.
-    async fn attach(&self, id: &str, n: u32, server: &str, status: AttachStatus) {
-        let a = Attachment {
-            id: format!("00000000-0000-4000-8000-00000000000{n}"),
-            volume_id: id.into(),
-            project_id: "admin".into(),
-            instance_uuid: Some(server.into()),
-            attached_host: Some("compute1".into()),
-            mountpoint: Some(format!("/dev/vd{}", (b'a' + n as u8) as char)),
-            attach_status: status,
-            attach_mode: Some(AccessMode::Rw),
-            connector: None,
-            connection_info: None,
-            auth: None,
-            attached_at: None,
-            detached_at: None,
-            created_at: format!("2026-01-01T00:00:0{n}.000000"),
-            updated_at: None,
-        };
-        assert!(self.db.create_attachment(&a, None).await.unwrap());
-        self.db.recompute_attach_status(id).await.unwrap();
-    }
-
-    async fn extend(&self, id: &str, new_size: i64) -> Value {
-        self.call(
-            "POST",
-            &format!("volumes/{id}/action"),
-            Some(json!({"os-extend": {"new_size": new_size}})),
-        )
+/// Extends `id` to `new_size` GiB and waits for the outcome.
+async fn extend(site: &TestSite, id: &str, new_size: i64) -> Value {
+    let body = json!({"os-extend": {"new_size": new_size}});
+    site.ok(Method::POST, &format!("volumes/{id}/action"), Some(body))
         .await;
-        self.wait_volume(id, |v| v["size"] == new_size && v["status"] != "extending")
-            .await
-    }
-
-    /// Stops the services; the volume service finishes its operations first,
-    /// so everything it was going to send has been sent.
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        self.volume.await.unwrap().unwrap();
-    }
+    site.wait_volume(id, |v| v["size"] == new_size && v["status"] != "extending")
+        .await
 }
 
 const SERVER_A: &str = "6f2c5e0a-1b7d-4c2e-9a53-0d1e2f3a4b5c";
@@ -272,15 +179,15 @@ const SERVER_C: &str = "0badc0de-0000-4000-8000-00000000000c";
 async fn extending_an_attached_volume_tells_nova_once_per_server() {
     let (nova, root) = NovaRecorder::start().await;
     let site = start(&format!("{root}/v2.1")).await;
-    let id = site.create_volume().await;
-    site.attach(&id, 1, SERVER_A, AttachStatus::Attached).await;
-    site.attach(&id, 2, SERVER_B, AttachStatus::Attached).await;
+    let id = available_volume(&site).await;
+    attach(&site, &id, 1, SERVER_A, AttachStatus::Attached).await;
+    attach(&site, &id, 2, SERVER_B, AttachStatus::Attached).await;
     // Not attached (yet): its server is not told.
-    site.attach(&id, 3, SERVER_C, AttachStatus::Attaching).await;
+    attach(&site, &id, 3, SERVER_C, AttachStatus::Attaching).await;
     let v = site.wait_volume(&id, |v| v["status"] == "in-use").await;
     assert_eq!(v["attachments"].as_array().unwrap().len(), 2, "{v}");
 
-    let v = site.extend(&id, 3).await;
+    let v = extend(&site, &id, 3).await;
     assert_eq!(v["status"], "in-use", "{v}");
     site.stop().await;
 
@@ -308,8 +215,8 @@ async fn extending_an_attached_volume_tells_nova_once_per_server() {
 async fn a_volume_without_attachments_is_extended_silently() {
     let (nova, root) = NovaRecorder::start().await;
     let site = start(&format!("{root}/v2.1")).await;
-    let id = site.create_volume().await;
-    let v = site.extend(&id, 2).await;
+    let id = available_volume(&site).await;
+    let v = extend(&site, &id, 2).await;
     assert_eq!(v["status"], "available", "{v}");
     site.stop().await;
     assert!(nova.requests().is_empty(), "{:#?}", nova.requests());
@@ -320,9 +227,9 @@ async fn a_failing_nova_does_not_fail_the_extend() {
     let (nova, root) = NovaRecorder::start().await;
     nova.events_status.store(500, Ordering::SeqCst);
     let site = start(&format!("{root}/v2.1")).await;
-    let id = site.create_volume().await;
-    site.attach(&id, 1, SERVER_A, AttachStatus::Attached).await;
-    site.extend(&id, 4).await;
+    let id = available_volume(&site).await;
+    attach(&site, &id, 1, SERVER_A, AttachStatus::Attached).await;
+    extend(&site, &id, 4).await;
     let v = site.wait_volume(&id, |v| v["status"] != "extending").await;
     assert_eq!(
         (v["status"].as_str(), v["size"].as_i64()),
@@ -334,9 +241,9 @@ async fn a_failing_nova_does_not_fail_the_extend() {
 
     // Nova gone altogether: the same.
     let site = start("http://127.0.0.1:9/v2.1").await;
-    let id = site.create_volume().await;
-    site.attach(&id, 1, SERVER_A, AttachStatus::Attached).await;
-    let v = site.extend(&id, 2).await;
+    let id = available_volume(&site).await;
+    attach(&site, &id, 1, SERVER_A, AttachStatus::Attached).await;
+    let v = extend(&site, &id, 2).await;
     assert_eq!(v["status"], "in-use", "{v}");
     site.stop().await;
 }

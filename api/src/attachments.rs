@@ -19,6 +19,7 @@ use crate::attach::{self, flat_connection_info};
 use crate::context::Ctx;
 use crate::extract::{JsonBody, Params};
 use crate::fault::{bad_request, ApiError, ApiResult};
+use crate::paging::View;
 use crate::volume_actions::single_action;
 use crate::volumes::visible_volume;
 use crate::{filters, paging, validate, ApiState};
@@ -33,8 +34,8 @@ struct IdPath {
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/attachments", get(list_summary).post(create))
-        .route("/attachments/detail", get(list_detail))
+        .route("/attachments", get(list).post(create))
+        .route("/attachments/detail", get(list))
         .route("/attachments/{id}", get(show).put(update).delete(remove))
         .route("/attachments/{id}/action", post(action))
 }
@@ -346,33 +347,19 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<AttachmentQuery> {
     })
 }
 
-async fn list(state: ApiState, ctx: Ctx, params: Params, detailed: bool) -> ApiResult<Response> {
+async fn list(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    params: Params,
+    view: View,
+) -> ApiResult<Response> {
     ctx.require_version(ATTACHMENTS)?;
     let q = query(&ctx, &params)?;
     let found = state.db.list_attachments(&q).await?;
-    let view = if detailed { detail } else { summary };
-    let items: Vec<Value> = found.iter().map(view).collect();
-    let path = if detailed {
-        "attachments/detail"
-    } else {
-        "attachments"
+    let items: Vec<Value> = match view.detail {
+        true => found.iter().map(detail).collect(),
+        false => found.iter().map(summary).collect(),
     };
     let last = found.last().map(|a| a.id.as_str());
-    Ok(paging::listing(&ctx, "attachments", path, &params, &q.page, items, last).into_response())
-}
-
-async fn list_summary(
-    State(state): State<ApiState>,
-    ctx: Ctx,
-    params: Params,
-) -> ApiResult<Response> {
-    list(state, ctx, params, false).await
-}
-
-async fn list_detail(
-    State(state): State<ApiState>,
-    ctx: Ctx,
-    params: Params,
-) -> ApiResult<Response> {
-    list(state, ctx, params, true).await
+    Ok(paging::listing(&ctx, "attachments", view, &params, &q.page, items, last).into_response())
 }

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use crate::context::Ctx;
 use crate::extract::Params;
 use crate::fault::{ApiError, ApiResult};
+use crate::paging::View;
 use crate::{filters, paging, validate, views, ApiState};
 
 /// Routes of this module, relative to `/v3`.
@@ -84,7 +85,15 @@ async fn list(State(s): State<ApiState>, ctx: Ctx, params: Params) -> ApiResult<
         return Ok(Json(json!({ "messages": items })).into_response());
     }
     let last = messages.last().map(|m| m.id.as_str());
-    let body = paging::listing(&ctx, "messages", "messages", &params, &q.page, items, last);
+    let body = paging::listing(
+        &ctx,
+        "messages",
+        View::default(),
+        &params,
+        &q.page,
+        items,
+        last,
+    );
     Ok(body.into_response())
 }
 

@@ -34,22 +34,29 @@ struct KeyPath {
 }
 
 pub fn routes() -> Router<ApiState> {
+    owner_routes("/volumes", MetaKind::Volume).merge(owner_routes("/snapshots", MetaKind::Snapshot))
+}
+
+/// The metadata routes of one owner collection.
+fn owner_routes(collection: &str, kind: MetaKind) -> Router<ApiState> {
+    type Owner = Path<OwnerPath>;
+    type Key = Path<KeyPath>;
     Router::new()
         .route(
-            "/volumes/{id}/metadata",
-            get(vol_list).post(vol_merge).put(vol_replace),
+            &format!("{collection}/{{id}}/metadata"),
+            get(move |State(s), ctx, Path(p): Owner| list(s, ctx, kind, p.id))
+                .post(move |State(s), ctx, Path(p): Owner, h, b| {
+                    write(s, ctx, kind, p.id, h, b, false)
+                })
+                .put(move |State(s), ctx, Path(p): Owner, h, b| {
+                    write(s, ctx, kind, p.id, h, b, true)
+                }),
         )
         .route(
-            "/volumes/{id}/metadata/{key}",
-            get(vol_get).put(vol_put).delete(vol_delete),
-        )
-        .route(
-            "/snapshots/{id}/metadata",
-            get(snap_list).post(snap_merge).put(snap_replace),
-        )
-        .route(
-            "/snapshots/{id}/metadata/{key}",
-            get(snap_get).put(snap_put).delete(snap_delete),
+            &format!("{collection}/{{id}}/metadata/{{key}}"),
+            get(move |State(s), ctx, Path(p): Key| get_key(s, ctx, kind, p))
+                .put(move |State(s), ctx, Path(p): Key, b| put_key(s, ctx, kind, p, b))
+                .delete(move |State(s), ctx, Path(p): Key| delete_key(s, ctx, kind, p)),
         )
 }
 
@@ -166,99 +173,4 @@ async fn delete_key(state: ApiState, ctx: Ctx, kind: MetaKind, p: KeyPath) -> Ap
         ))));
     }
     Ok(StatusCode::OK.into_response())
-}
-
-async fn vol_list(
-    State(s): State<ApiState>,
-    ctx: Ctx,
-    Path(p): Path<OwnerPath>,
-) -> ApiResult<Response> {
-    list(s, ctx, MetaKind::Volume, p.id).await
-}
-async fn vol_merge(
-    State(s): State<ApiState>,
-    ctx: Ctx,
-    Path(p): Path<OwnerPath>,
-    h: HeaderMap,
-    b: JsonBody,
-) -> ApiResult<Response> {
-    write(s, ctx, MetaKind::Volume, p.id, h, b, false).await
-}
-async fn vol_replace(
-    State(s): State<ApiState>,
-    ctx: Ctx,
-    Path(p): Path<OwnerPath>,
-    h: HeaderMap,
-    b: JsonBody,
-) -> ApiResult<Response> {
-    write(s, ctx, MetaKind::Volume, p.id, h, b, true).await
-}
-async fn vol_get(
-    State(s): State<ApiState>,
-    ctx: Ctx,
-    Path(p): Path<KeyPath>,
-) -> ApiResult<Json<Value>> {
-    get_key(s, ctx, MetaKind::Volume, p).await
-}
-async fn vol_put(
-    State(s): State<ApiState>,
-    ctx: Ctx,
-    Path(p): Path<KeyPath>,
-    b: JsonBody,
-) -> ApiResult<Json<Value>> {
-    put_key(s, ctx, MetaKind::Volume, p, b).await
-}
-async fn vol_delete(
-    State(s): State<ApiState>,
-    ctx: Ctx,
-    Path(p): Path<KeyPath>,
-) -> ApiResult<Response> {
-    delete_key(s, ctx, MetaKind::Volume, p).await
-}
-async fn snap_list(
-    State(s): State<ApiState>,
-    ctx: Ctx,
-    Path(p): Path<OwnerPath>,
-) -> ApiResult<Response> {
-    list(s, ctx, MetaKind::Snapshot, p.id).await
-}
-async fn snap_merge(
-    State(s): State<ApiState>,
-    ctx: Ctx,
-    Path(p): Path<OwnerPath>,
-    h: HeaderMap,
-    b: JsonBody,
-) -> ApiResult<Response> {
-    write(s, ctx, MetaKind::Snapshot, p.id, h, b, false).await
-}
-async fn snap_replace(
-    State(s): State<ApiState>,
-    ctx: Ctx,
-    Path(p): Path<OwnerPath>,
-    h: HeaderMap,
-    b: JsonBody,
-) -> ApiResult<Response> {
-    write(s, ctx, MetaKind::Snapshot, p.id, h, b, true).await
-}
-async fn snap_get(
-    State(s): State<ApiState>,
-    ctx: Ctx,
-    Path(p): Path<KeyPath>,
-) -> ApiResult<Json<Value>> {
-    get_key(s, ctx, MetaKind::Snapshot, p).await
-}
-async fn snap_put(
-    State(s): State<ApiState>,
-    ctx: Ctx,
-    Path(p): Path<KeyPath>,
-    b: JsonBody,
-) -> ApiResult<Json<Value>> {
-    put_key(s, ctx, MetaKind::Snapshot, p, b).await
-}
-async fn snap_delete(
-    State(s): State<ApiState>,
-    ctx: Ctx,
-    Path(p): Path<KeyPath>,
-) -> ApiResult<Response> {
-    delete_key(s, ctx, MetaKind::Snapshot, p).await
 }

@@ -157,18 +157,43 @@ impl<T: Serialize> axum::response::IntoResponse for Listing<T> {
     }
 }
 
-/// Builds a [`Listing`]; `path` is the collection's path under the API base
-/// and `last_id` the id of the page's last item.
+/// Which of a collection's two listings a request asks for: `GET /<key>`
+/// (summaries) or `GET /<key>/detail`; one handler serves both routes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct View {
+    pub detail: bool,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for View {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let path = parts.uri.path().trim_end_matches('/');
+        Ok(View {
+            detail: path.ends_with("/detail"),
+        })
+    }
+}
+
+/// Builds a [`Listing`] of the collection `key` in `view`; `last_id` is the
+/// id of the page's last item.
 pub fn listing<T>(
     ctx: &Ctx,
     key: &'static str,
-    path: &str,
+    view: View,
     params: &Params,
     page: &Page,
     items: Vec<T>,
     last_id: Option<&str>,
 ) -> Listing<T> {
-    let next = next_link(&ctx.link_base, path, params, page, items.len(), last_id);
+    let path = match view.detail {
+        true => format!("{key}/detail"),
+        false => key.to_string(),
+    };
+    let next = next_link(&ctx.link_base, &path, params, page, items.len(), last_id);
     Listing {
         key,
         items,

@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 use crate::context::Ctx;
 use crate::extract::{JsonBody, Params};
 use crate::fault::{bad_request, ApiError, ApiResult};
+use crate::paging::View;
 use crate::validate::{self, MAX_TEXT};
 use crate::volume_actions::single_action;
 use crate::volumes::{visible_volume, IdPath};
@@ -22,8 +23,8 @@ use crate::{filters, paging, views, ApiState};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/snapshots", get(list_summary).post(create))
-        .route("/snapshots/detail", get(list_detail))
+        .route("/snapshots", get(list).post(create))
+        .route("/snapshots/detail", get(list))
         .route("/snapshots/{id}", get(show).put(update).delete(delete))
         .route("/snapshots/{id}/action", post(action))
 }
@@ -144,7 +145,12 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<SnapshotQuery> {
     Ok(q)
 }
 
-async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiResult<Response> {
+async fn list(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    params: Params,
+    view: View,
+) -> ApiResult<Response> {
     let q = query(&ctx, &params)?;
     let snaps = state.db.list_snapshots(&q).await?;
     let count = match paging::with_count(&ctx, &params)? {
@@ -153,32 +159,11 @@ async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiRes
     };
     let items: Vec<Value> = snaps
         .iter()
-        .map(|s| views::snapshot(&ctx, s, detail))
+        .map(|s| views::snapshot(&ctx, s, view.detail))
         .collect();
-    let path = if detail {
-        "snapshots/detail"
-    } else {
-        "snapshots"
-    };
     let last = snaps.last().map(|s| s.id.as_str());
-    let out = paging::listing(&ctx, "snapshots", path, &params, &q.page, items, last);
+    let out = paging::listing(&ctx, "snapshots", view, &params, &q.page, items, last);
     Ok(out.counted(count).into_response())
-}
-
-async fn list_summary(
-    State(state): State<ApiState>,
-    ctx: Ctx,
-    params: Params,
-) -> ApiResult<Response> {
-    list(state, ctx, params, false).await
-}
-
-async fn list_detail(
-    State(state): State<ApiState>,
-    ctx: Ctx,
-    params: Params,
-) -> ApiResult<Response> {
-    list(state, ctx, params, true).await
 }
 
 async fn show(

@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use crate::context::Ctx;
 use crate::extract::{JsonBody, Params};
 use crate::fault::{bad_request, ApiError, ApiResult};
+use crate::paging::View;
 use crate::validate::{self, MAX_TEXT};
 use crate::{filters, paging, views, ApiState};
 
@@ -26,8 +27,8 @@ pub(crate) struct IdPath {
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/volumes", get(list_summary).post(create))
-        .route("/volumes/detail", get(list_detail))
+        .route("/volumes", get(list).post(create))
+        .route("/volumes/detail", get(list))
         .route("/volumes/summary", get(summary))
         .route("/volumes/{id}", get(show).put(update).delete(delete))
 }
@@ -341,7 +342,12 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<VolumeQuery> {
     Ok(q)
 }
 
-async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiResult<Response> {
+async fn list(
+    State(state): State<ApiState>,
+    ctx: Ctx,
+    params: Params,
+    view: View,
+) -> ApiResult<Response> {
     let q = query(&ctx, &params)?;
     let volumes = state.db.list_volumes(&q).await?;
     let count = match paging::with_count(&ctx, &params)? {
@@ -350,47 +356,23 @@ async fn list(state: ApiState, ctx: Ctx, params: Params, detail: bool) -> ApiRes
     };
     let last = volumes.last().map(|v| v.id.as_str());
     let page = &q.page;
-    Ok(if detail {
+    Ok(if view.detail {
         let items = volumes
             .iter()
             .map(|v| views::volume_detail(&ctx, v, true))
             .collect();
-        paging::listing(
-            &ctx,
-            "volumes",
-            "volumes/detail",
-            &params,
-            page,
-            items,
-            last,
-        )
-        .counted(count)
-        .into_response()
+        paging::listing(&ctx, "volumes", view, &params, page, items, last)
+            .counted(count)
+            .into_response()
     } else {
         let items = volumes
             .iter()
             .map(|v| views::volume_summary(&ctx, v))
             .collect();
-        paging::listing(&ctx, "volumes", "volumes", &params, page, items, last)
+        paging::listing(&ctx, "volumes", view, &params, page, items, last)
             .counted(count)
             .into_response()
     })
-}
-
-async fn list_summary(
-    State(state): State<ApiState>,
-    ctx: Ctx,
-    params: Params,
-) -> ApiResult<Response> {
-    list(state, ctx, params, false).await
-}
-
-async fn list_detail(
-    State(state): State<ApiState>,
-    ctx: Ctx,
-    params: Params,
-) -> ApiResult<Response> {
-    list(state, ctx, params, true).await
 }
 
 async fn summary(

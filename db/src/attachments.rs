@@ -28,31 +28,11 @@ pub struct AttachmentQuery {
 impl AttachmentQuery {
     /// Keys an attachment listing may be sorted by.
     pub const SORT_KEYS: &'static [SortKey] = &[
-        SortKey {
-            name: "created_at",
-            column: "created_at",
-            nullable: false,
-        },
-        SortKey {
-            name: "updated_at",
-            column: "updated_at",
-            nullable: true,
-        },
-        SortKey {
-            name: "id",
-            column: "id",
-            nullable: false,
-        },
-        SortKey {
-            name: "volume_id",
-            column: "volume_id",
-            nullable: false,
-        },
-        SortKey {
-            name: "status",
-            column: "attach_status",
-            nullable: false,
-        },
+        SortKey::column("created_at", "created_at"),
+        SortKey::nullable("updated_at", "updated_at"),
+        SortKey::column("id", "id"),
+        SortKey::column("volume_id", "volume_id"),
+        SortKey::column("status", "attach_status"),
     ];
 }
 

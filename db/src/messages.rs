@@ -24,55 +24,20 @@ pub struct MessageQuery {
 impl MessageQuery {
     /// Keys a message listing may filter by substring.
     pub const LIKE_KEYS: &'static [LikeKey] = &[
-        LikeKey {
-            name: "resource_uuid",
-            column: "resource_uuid",
-        },
-        LikeKey {
-            name: "resource_type",
-            column: "resource_type",
-        },
-        LikeKey {
-            name: "event_id",
-            column: "event_id",
-        },
-        LikeKey {
-            name: "request_id",
-            column: "request_id",
-        },
-        LikeKey {
-            name: "message_level",
-            column: "message_level",
-        },
+        LikeKey::new("resource_uuid", "resource_uuid"),
+        LikeKey::new("resource_type", "resource_type"),
+        LikeKey::new("event_id", "event_id"),
+        LikeKey::new("request_id", "request_id"),
+        LikeKey::new("message_level", "message_level"),
     ];
 
     /// Keys a message listing may be sorted by.
     pub const SORT_KEYS: &'static [SortKey] = &[
-        SortKey {
-            name: "created_at",
-            column: "created_at",
-            nullable: false,
-        },
-        SortKey {
-            name: "id",
-            column: "id",
-            nullable: false,
-        },
-        SortKey {
-            name: "event_id",
-            column: "event_id",
-            nullable: false,
-        },
-        SortKey {
-            name: "resource_type",
-            column: "resource_type",
-            nullable: false,
-        },
-        SortKey {
-            name: "message_level",
-            column: "message_level",
-            nullable: false,
-        },
+        SortKey::column("created_at", "created_at"),
+        SortKey::column("id", "id"),
+        SortKey::column("event_id", "event_id"),
+        SortKey::column("resource_type", "resource_type"),
+        SortKey::column("message_level", "message_level"),
     ];
 }
 

@@ -109,6 +109,13 @@ pub struct LikeKey {
     pub column: &'static str,
 }
 
+impl LikeKey {
+    /// The API's `name` for `column`.
+    pub const fn new(name: &'static str, column: &'static str) -> Self {
+        LikeKey { name, column }
+    }
+}
+
 /// A substring filter: rows whose column contains `value`, ignoring case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Like {
@@ -155,6 +162,24 @@ pub struct SortKey {
 }
 
 impl SortKey {
+    /// The API's `name` for a `column` that is never NULL.
+    pub const fn column(name: &'static str, column: &'static str) -> Self {
+        SortKey {
+            name,
+            column,
+            nullable: false,
+        }
+    }
+
+    /// The API's `name` for a text `column` that may be NULL.
+    pub const fn nullable(name: &'static str, column: &'static str) -> Self {
+        SortKey {
+            name,
+            column,
+            nullable: true,
+        }
+    }
+
     fn expr(&self, alias: &str) -> String {
         if self.nullable {
             format!("COALESCE({alias}.{}, '')", self.column)
@@ -175,11 +200,7 @@ pub struct Page {
     pub offset: Option<i64>,
 }
 
-const ID_KEY: SortKey = SortKey {
-    name: "id",
-    column: "id",
-    nullable: false,
-};
+const ID_KEY: SortKey = SortKey::column("id", "id");
 
 impl Page {
     fn keys(&self) -> Vec<(SortKey, SortDir)> {
@@ -266,10 +287,7 @@ mod tests {
 
     #[test]
     fn like_values_match_literally() {
-        let key = LikeKey {
-            name: "name",
-            column: "name",
-        };
+        let key = LikeKey::new("name", "name");
         let mut sql = Sql::new("SELECT 1 FROM t v WHERE 1 = 1");
         sql.push_likes(
             "v",

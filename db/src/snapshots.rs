@@ -27,66 +27,22 @@ pub struct SnapshotQuery {
 impl SnapshotQuery {
     /// Keys a snapshot listing may filter by substring.
     pub const LIKE_KEYS: &'static [LikeKey] = &[
-        LikeKey {
-            name: "name",
-            column: "name",
-        },
-        LikeKey {
-            name: "description",
-            column: "description",
-        },
-        LikeKey {
-            name: "status",
-            column: "status",
-        },
-        LikeKey {
-            name: "volume_id",
-            column: "volume_id",
-        },
+        LikeKey::new("name", "name"),
+        LikeKey::new("description", "description"),
+        LikeKey::new("status", "status"),
+        LikeKey::new("volume_id", "volume_id"),
     ];
 
     /// Keys a snapshot listing may be sorted by.
     pub const SORT_KEYS: &'static [SortKey] = &[
-        SortKey {
-            name: "created_at",
-            column: "created_at",
-            nullable: false,
-        },
-        SortKey {
-            name: "updated_at",
-            column: "updated_at",
-            nullable: true,
-        },
-        SortKey {
-            name: "id",
-            column: "id",
-            nullable: false,
-        },
-        SortKey {
-            name: "name",
-            column: "name",
-            nullable: true,
-        },
-        SortKey {
-            name: "display_name",
-            column: "name",
-            nullable: true,
-        },
-        SortKey {
-            name: "size",
-            column: "size",
-            nullable: false,
-        },
-        SortKey {
-            name: "status",
-            column: "status",
-            nullable: false,
-        },
-        SortKey {
-            name: "volume_id",
-            column: "volume_id",
-            nullable: false,
-        },
+        SortKey::column("created_at", "created_at"),
+        SortKey::nullable("updated_at", "updated_at"),
+        SortKey::column("id", "id"),
+        SortKey::nullable("name", "name"),
+        SortKey::nullable("display_name", "name"),
+        SortKey::column("size", "size"),
+        SortKey::column("status", "status"),
+        SortKey::column("volume_id", "volume_id"),
     ];
 }
 
