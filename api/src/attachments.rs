@@ -151,27 +151,56 @@ async fn create(
     let Some(connector) = connector else {
         return Ok(Json(json!({ "attachment": detail(&att) })));
     };
-    match attach::connect(
+    let failed = format!("Unable to create attachment for volume ({})", vol.id);
+    export(
         &state,
         &ctx,
         &vol,
         &att,
         connector,
-        Some(AttachStatus::Attaching),
+        Leftover::Nothing,
+        &failed,
     )
     .await
-    {
-        Ok(att) => Ok(Json(json!({ "attachment": detail(&att) }))),
-        Err(e) => {
-            // Nothing of the failed attachment stays behind.
-            attach::undo_export(&state, &ctx, &vol, &att.id);
-            state.db.delete_attachment(&att.id, None).await?;
-            Err(server_error(
-                e,
-                &format!("Unable to create attachment for volume ({})", vol.id),
-            ))
+}
+
+/// What stays of an attachment whose export failed.
+enum Leftover {
+    /// The attachment is removed (a create).
+    Nothing,
+    /// The attachment stays, `error_attaching` (an update).
+    Failed,
+}
+
+/// Exports the volume for `att` and answers with the attachment; when that
+/// fails, undoes any partial export, leaves `leftover` and answers a 500
+/// that starts with `failed`.
+async fn export(
+    state: &ApiState,
+    ctx: &Ctx,
+    vol: &scoria_core::model::Volume,
+    att: &Attachment,
+    connector: Connector,
+    leftover: Leftover,
+    failed: &str,
+) -> ApiResult<Json<Value>> {
+    let attaching = Some(AttachStatus::Attaching);
+    let e = match attach::connect(state, ctx, vol, att, connector, attaching).await {
+        Ok(att) => return Ok(Json(json!({ "attachment": detail(&att) }))),
+        Err(e) => e,
+    };
+    attach::undo_export(state, ctx, vol, &att.id);
+    match leftover {
+        Leftover::Nothing => state.db.delete_attachment(&att.id, None).await?,
+        Leftover::Failed => {
+            let changes = AttachmentChanges {
+                attach_status: Some(AttachStatus::ErrorAttaching),
+                ..Default::default()
+            };
+            state.db.update_attachment(&att.id, &changes, None).await?
         }
-    }
+    };
+    Err(server_error(e, failed))
 }
 
 /// A backend failure as Cinder words it (500), keeping other errors as they are.
@@ -210,27 +239,17 @@ async fn update(
         ))));
     }
     check_single_host(&state, &vol, &att, &connector).await?;
-    match attach::connect(
+    let failed = "Unable to update attachment";
+    export(
         &state,
         &ctx,
         &vol,
         &att,
         connector,
-        Some(AttachStatus::Attaching),
+        Leftover::Failed,
+        failed,
     )
     .await
-    {
-        Ok(att) => Ok(Json(json!({ "attachment": detail(&att) }))),
-        Err(e) => {
-            attach::undo_export(&state, &ctx, &vol, &att.id);
-            let failed = AttachmentChanges {
-                attach_status: Some(AttachStatus::ErrorAttaching),
-                ..Default::default()
-            };
-            state.db.update_attachment(&att.id, &failed, None).await?;
-            Err(server_error(e, "Unable to update attachment"))
-        }
-    }
 }
 
 /// A volume that is not multiattach may be attached to one host only.

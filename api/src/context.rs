@@ -29,6 +29,23 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A caller in project `p1` (an administrator or not) at microversion 3.`minor`.
+    #[cfg(test)]
+    pub(crate) fn for_test(is_admin: bool, minor: u32) -> Ctx {
+        Ctx {
+            rc: RequestContext {
+                request_id: "req-1".into(),
+                user_id: "u".into(),
+                project_id: "p1".into(),
+                is_admin,
+                roles: Vec::new(),
+            },
+            version: ApiVersion::v3(minor),
+            link_base: "http://h/v3/p1".into(),
+            bookmark_base: "http://h/p1".into(),
+        }
+    }
+
     /// Fails with 403 unless the caller is an administrator.
     pub fn require_admin(&self, rule: &str) -> Result<(), ApiError> {
         if self.rc.is_admin {

@@ -167,25 +167,12 @@ async fn list(ctx: Ctx, params: Params) -> ApiResult<Json<Value>> {
 
 #[cfg(test)]
 mod tests {
-    use scoria_core::RequestContext;
     use scoria_db::VolumeQuery;
 
     use super::*;
-    use crate::version::ApiVersion;
 
     fn ctx(is_admin: bool, minor: u32) -> Ctx {
-        Ctx {
-            rc: RequestContext {
-                request_id: "req-1".into(),
-                user_id: "u".into(),
-                project_id: "p1".into(),
-                is_admin,
-                roles: Vec::new(),
-            },
-            version: ApiVersion::v3(minor),
-            link_base: "http://h/v3".into(),
-            bookmark_base: "http://h".into(),
-        }
+        Ctx::for_test(is_admin, minor)
     }
 
     fn params(pairs: &[(&str, &str)]) -> Params {

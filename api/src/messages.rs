@@ -128,24 +128,11 @@ async fn remove(
 
 #[cfg(test)]
 mod tests {
-    use scoria_core::RequestContext;
 
     use super::*;
-    use crate::version::ApiVersion;
 
     fn ctx(is_admin: bool, minor: u32) -> Ctx {
-        Ctx {
-            rc: RequestContext {
-                request_id: "req-1".into(),
-                user_id: "u".into(),
-                project_id: "p1".into(),
-                is_admin,
-                roles: Vec::new(),
-            },
-            version: ApiVersion::v3(minor),
-            link_base: "http://h/v3/p1".into(),
-            bookmark_base: "http://h/p1".into(),
-        }
+        Ctx::for_test(is_admin, minor)
     }
 
     fn params(pairs: &[(&str, &str)]) -> Params {
