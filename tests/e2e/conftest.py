@@ -585,6 +585,45 @@ def server_factory(e2e_tmp) -> Iterable[_ServerFactory]:
         factory.close()
 
 
+@pytest.fixture(scope="module")
+def c30(server):
+    """python-cinderclient at 3.0 on the module's server: Nova's legacy attach calls."""
+    from attach_helpers import cinder
+
+    return cinder(server, "3.0")
+
+
+@pytest.fixture(scope="module")
+def c344(server):
+    """python-cinderclient at 3.44 on the module's server: Nova's attachments calls."""
+    from attach_helpers import cinder
+
+    return cinder(server, "3.44")
+
+
+@pytest.fixture(scope="module")
+def c354(server):
+    """python-cinderclient at 3.54 (attachment `mode`) on the module's server."""
+    from attach_helpers import cinder
+
+    return cinder(server, "3.54")
+
+
+@pytest.fixture(scope="module")
+def nova_recorder():
+    """Stands in for Nova's compute API (a real Nova cannot run here): it
+    records every request Scoria or the CLI makes, answers events as Nova does
+    (`"code": 200, "status": "completed"`) and server look-ups for the servers
+    a test adds."""
+    from nova_recorder import NovaRecorder
+
+    rec = NovaRecorder()
+    try:
+        yield rec
+    finally:
+        rec.close()
+
+
 @pytest.fixture
 def fresh_server(e2e_tmp) -> Iterable[ScoriaServer]:
     """A server of the test's own (for tests that kill or restart it)."""

@@ -29,7 +29,6 @@ from attach_helpers import (
     assert_volume,
     attachment,
     attachments_of,
-    cinder,
     client_error,
     config,
     connector,
@@ -53,16 +52,6 @@ def server(server_factory):
     create_type(srv, "on-files", volume_backend_name="files")
     create_type(srv, "fault-injection-faulty", volume_backend_name="faulty")
     return srv
-
-
-@pytest.fixture(scope="module")
-def c30(server):
-    return cinder(server, "3.0")
-
-
-@pytest.fixture(scope="module")
-def c344(server):
-    return cinder(server, "3.44")
 
 
 def faulty_volume(server, name: str) -> str:

@@ -176,16 +176,6 @@ def server(server_factory):
     return srv
 
 
-@pytest.fixture(scope="module")
-def c30(server):
-    return cinder(server, "3.0")
-
-
-@pytest.fixture(scope="module")
-def c344(server):
-    return cinder(server, "3.44")
-
-
 @pytest.fixture
 def pattern(tmp_path) -> Path:
     p = tmp_path / "pattern.raw"

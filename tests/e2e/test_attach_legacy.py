@@ -15,27 +15,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from attach_helpers import (
     action,
     assert_attachment,
     assert_volume,
     attachment,
     attachments_of,
-    cinder,
     client_error,
     connector,
     fault_message,
     new_uuid,
 )
 from conftest import GiB
-
-
-@pytest.fixture(scope="module")
-def c30(server):
-    """cinderclient at 3.0: what Nova uses for the legacy calls."""
-    return cinder(server, "3.0")
 
 
 def new_volume(server, name: str) -> str:

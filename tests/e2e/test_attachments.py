@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from attach_helpers import (
     ATTACHMENT_KEYS,
     as_dict,
@@ -27,7 +25,6 @@ from attach_helpers import (
     assert_volume,
     attachment,
     attachments_of,
-    cinder,
     client_error,
     connector,
     fault_message,
@@ -37,16 +34,6 @@ from attach_helpers import (
 from conftest import GiB
 
 RESERVE_REFUSED = "status must be available or downloading to reserve"
-
-
-@pytest.fixture(scope="module")
-def c344(server):
-    return cinder(server, "3.44")
-
-
-@pytest.fixture(scope="module")
-def c354(server):
-    return cinder(server, "3.54")
 
 
 def new_volume(server, name: str) -> str:

@@ -22,25 +22,13 @@ import pytest
 
 from attach_helpers import INITIATOR, new_uuid
 from conftest import TRANSITIONAL, CommandFailed, client_env, describe, norm, venv_tool, wait_for
-from nova_recorder import NovaRecorder
 
 VERSION = "3.54"
 RESERVE_REFUSED = "status must be available or downloading to reserve"
 
 
 @pytest.fixture(scope="module")
-def nova():
-    """Stands in for Nova's compute API (server look-ups by the CLI) because
-    a real Nova cannot run here."""
-    rec = NovaRecorder()
-    try:
-        yield rec
-    finally:
-        rec.close()
-
-
-@pytest.fixture(scope="module")
-def cli(server, nova):
+def cli(server, nova_recorder):
     """run(*args, fmt="json", ok=True): `openstack --os-volume-api-version
     3.54 ARGS` against the server, with Nova's endpoint at the recorder."""
 
@@ -50,7 +38,7 @@ def cli(server, nova):
         if fmt:
             cmd += ["-f", fmt]
         env = client_env()
-        env["OS_COMPUTE_ENDPOINT_OVERRIDE"] = nova.url
+        env["OS_COMPUTE_ENDPOINT_OVERRIDE"] = nova_recorder.url
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env,
                            stdin=subprocess.DEVNULL)
         if not ok:
@@ -87,11 +75,11 @@ def check_fields(shown: dict, **want: Any) -> None:
         assert shown[k] == v, f"{k} = {shown[k]!r}, wanted {v!r}: {shown}"
 
 
-def test_attachment_cli_walk(cli, nova):
+def test_attachment_cli_walk(cli, nova_recorder):
     vol = cli("volume", "create", "--size", "1", "cli-att")
     vid = vol["id"]
     wait_available(cli, "cli-att")
-    instance = nova.add_server(new_uuid())
+    instance = nova_recorder.add_server(new_uuid())
 
     created = cli("volume", "attachment", "create", "cli-att", instance)
     check_fields(created, **{"Volume ID": vid, "Instance ID": instance, "Status": "reserved",
@@ -129,7 +117,7 @@ def test_attachment_cli_walk(cli, nova):
     assert rows == [], rows
 
     # A second server cannot attach the (single-attach) in-use volume.
-    other = nova.add_server(new_uuid())
+    other = nova_recorder.add_server(new_uuid())
     p = cli("volume", "attachment", "create", "cli-att", other, fmt=None, ok=False)
     assert RESERVE_REFUSED in p.stderr, p.stderr
     assert volume_status(cli, "cli-att")["status"] == "in-use"
@@ -142,11 +130,11 @@ def test_attachment_cli_walk(cli, nova):
     assert "could not be found" in p.stderr, p.stderr
 
 
-def test_attachment_cli_connect_read_only(cli, nova):
+def test_attachment_cli_connect_read_only(cli, nova_recorder):
     vol = cli("volume", "create", "--size", "1", "cli-ro")
     vid = vol["id"]
     wait_available(cli, "cli-ro")
-    instance = nova.add_server(new_uuid())
+    instance = nova_recorder.add_server(new_uuid())
     created = cli("volume", "attachment", "create", "--connect", "--initiator", INITIATOR,
                   "--ip", "127.0.0.1", "--host", "cli-host", "--mountpoint", "/dev/vdd",
                   "--mode", "ro", "cli-ro", instance)

@@ -10,7 +10,7 @@ is refused with 400 "Volume <id> status must be 'available' to extend,
 currently in-use.", and a `reserved` volume cannot be extended at any
 version.
 
-Nova is the `nova_events_recorder`, an HTTP peer of the test that records what
+Nova is the `nova_recorder`, an HTTP peer of the test that records what
 it receives and answers as Nova does (a real Nova cannot run here), set as
 `[nova] endpoint_override` in the server's config file. The server runs two
 backends: `files` (the `file` driver) and `slow`, the fault-injection `fake`
@@ -43,37 +43,19 @@ SLOW_MS = 2000
 
 
 @pytest.fixture(scope="module")
-def nova_events_recorder():
-    """Stands in for Nova's `/os-server-external-events` endpoint (and the
-    rest of Nova's compute API, answering 404) because a real Nova cannot run
-    here; it records every request Scoria makes and answers each event with
-    `"code": 200, "status": "completed"` as Nova does."""
-    rec = NovaRecorder()
-    try:
-        yield rec
-    finally:
-        rec.close()
-
-
-@pytest.fixture(scope="module")
-def server(server_factory, nova_events_recorder):
+def server(server_factory, nova_recorder):
     srv = server_factory(
         "extend-attached",
         config=config(
             ("files", "file", {}),
             ("slow", "fake", {"fake_delay_ms": SLOW_MS, "fake_capacity_gb": 100}),
-            nova_url=nova_events_recorder.url,
+            nova_url=nova_recorder.url,
         ),
     )
     create_type(srv, "on-files", volume_backend_name="files")
     create_type(srv, "fault-injection-slow", volume_backend_name="slow")
     create_type(srv, "multi-files", volume_backend_name="files", multiattach="<is> True")
     return srv
-
-
-@pytest.fixture(scope="module")
-def c344(server):
-    return cinder(server, "3.44")
 
 
 def attach(c344, server, vid: str, instance: str) -> dict:
@@ -102,8 +84,8 @@ def wait_events(rec: NovaRecorder, vid: str, count: int) -> list[dict]:
                     detail=lambda: f"requests received: {[(r.method, r.path, r.body) for r in rec.snapshot()]}")
 
 
-def test_extend_in_use_file_volume(server, c344, nova_events_recorder):
-    rec = nova_events_recorder
+def test_extend_in_use_file_volume(server, c344, nova_recorder):
+    rec = nova_recorder
     vid = server.create_volume(size=1, name="grow-me", volume_type="on-files")["id"]
     instance = new_uuid()
     a = attach(c344, server, vid, instance)
@@ -129,7 +111,7 @@ def test_extend_in_use_file_volume(server, c344, nova_events_recorder):
     assert_volume(server, vid, "available", attached=[], step="detach")
 
 
-def test_extend_in_use_passes_through_extending(server, c344, nova_events_recorder):
+def test_extend_in_use_passes_through_extending(server, c344, nova_recorder):
     """On the slow fault-injection backend the interim status is seen."""
     vid = server.create_volume(size=1, name="slow-grow", volume_type="fault-injection-slow")["id"]
     instance = new_uuid()
@@ -143,13 +125,13 @@ def test_extend_in_use_passes_through_extending(server, c344, nova_events_record
     assert r.status_code == 400, f"os-extend of an extending volume: {r.status_code} {r.text}"
     wait_extended(server, vid, 3)
     assert_volume(server, vid, "in-use", attached=[(instance, a["id"])], step="extend")
-    events = wait_events(nova_events_recorder, vid, 1)
+    events = wait_events(nova_recorder, vid, 1)
     assert events == [{"name": "volume-extended", "server_uuid": instance, "tag": vid}], events
     c344.attachments.delete(a["id"])
     assert_volume(server, vid, "available", attached=[], step="detach")
 
 
-def test_extend_in_use_below_3_42_is_refused(server, c344, nova_events_recorder):
+def test_extend_in_use_below_3_42_is_refused(server, c344, nova_recorder):
     vid = server.create_volume(size=1, name="old-client", volume_type="on-files")["id"]
     instance = new_uuid()
     a = attach(c344, server, vid, instance)
@@ -164,7 +146,7 @@ def test_extend_in_use_below_3_42_is_refused(server, c344, nova_events_recorder)
     # cinderclient as Nova's default 3.0 client sees the same.
     e = client_error(lambda: cinder(server, "3.0").volumes.extend(vid, 2))
     assert e.code == 400, e
-    assert nova_events_recorder.events_for(vid) == []
+    assert nova_recorder.events_for(vid) == []
     c344.attachments.delete(a["id"])
     assert_volume(server, vid, "available", attached=[], step="detach")
 
@@ -181,7 +163,7 @@ def test_extend_reserved_volume_is_refused(server, c344):
     c344.attachments.delete(att["id"])
 
 
-def test_extend_multiattached_volume_tells_every_instance(server, c344, nova_events_recorder):
+def test_extend_multiattached_volume_tells_every_instance(server, c344, nova_recorder):
     vid = server.create_volume(size=1, name="multi-grow", volume_type="multi-files")["id"]
     instances = [new_uuid(), new_uuid()]
     atts = [c344.attachments.create(vid, connector(host=f"h{i}"), instance_id=inst)
@@ -191,7 +173,7 @@ def test_extend_multiattached_volume_tells_every_instance(server, c344, nova_eve
     assert_volume(server, vid, "in-use", attached=[(instances[0], atts[0]["id"]), (instances[1], atts[1]["id"])])
     cinder(server, "3.42").volumes.extend(vid, 2)
     wait_extended(server, vid, 2)
-    events = wait_events(nova_events_recorder, vid, 2)
+    events = wait_events(nova_recorder, vid, 2)
     assert sorted((e["name"], e["server_uuid"], e["tag"]) for e in events) == sorted(
         ("volume-extended", inst, vid) for inst in instances), events
     for a in atts:
@@ -199,8 +181,8 @@ def test_extend_multiattached_volume_tells_every_instance(server, c344, nova_eve
     assert_volume(server, vid, "available", attached=[], step="detach")
 
 
-def test_extend_of_an_available_volume_tells_nova_nothing(server, c344, nova_events_recorder):
-    rec = nova_events_recorder
+def test_extend_of_an_available_volume_tells_nova_nothing(server, c344, nova_recorder):
+    rec = nova_recorder
     idle = server.create_volume(size=1, name="idle-grow", volume_type="on-files")["id"]
     r = action(server, idle, "os-extend", {"new_size": 2}, version="3.42")
     assert r.status_code == 202, r.text
