@@ -214,6 +214,17 @@ pub(crate) async fn disconnect(
     Ok(())
 }
 
+/// A backend failure as Cinder words it (500, "`what`: detail."), keeping
+/// other errors as they are.
+pub(crate) fn server_error(e: ApiError, what: &str) -> ApiError {
+    match e.0 {
+        Error::Backend(detail) | Error::Unsupported(detail) => {
+            ApiError(Error::Backend(format!("{what}: {detail}.")))
+        }
+        _ => e,
+    }
+}
+
 /// Undoes whatever part of an export a failed [`connect`] may have made,
 /// in the background (the volume service may be the thing that failed).
 pub(crate) fn undo_export(state: &ApiState, ctx: &Ctx, vol: &Volume, attachment_id: &str) {

@@ -1,7 +1,8 @@
 //! The legacy attach actions Nova still sends for older attachments:
 //! `os-reserve` → `os-initialize_connection` → `os-attach`, and
 //! `os-begin_detaching` → `os-terminate_connection` → `os-detach`, with
-//! `os-unreserve` and `os-roll_detaching` to back out.
+//! `os-unreserve` and `os-roll_detaching` to back out; and the
+//! administrator's `os-force_detach` for attachments stuck in any state.
 //!
 //! `os-initialize_connection` records the export as an attachment in
 //! `detached` state (it does not change the volume's status, as in Cinder);
@@ -43,6 +44,7 @@ pub(crate) async fn run(
         "os-terminate_connection" => terminate(state, ctx, id, arg).await.map(|_| accepted()),
         "os-attach" => attach(state, ctx, id, arg).await.map(|_| accepted()),
         "os-detach" => detach(state, ctx, id, arg).await.map(|_| accepted()),
+        "os-force_detach" => force_detach(state, ctx, id, arg).await.map(|_| accepted()),
         _ => return None,
     })
 }
@@ -304,5 +306,54 @@ async fn detach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult
     };
     attach::disconnect(state, ctx, &v, att).await?;
     state.db.delete_attachment(&att.id, None).await?;
+    Ok(())
+}
+
+/// Administrators' way out of a stuck attachment, whatever its state: the
+/// attachment named by `attachment_id` (else the volume's only one, on the
+/// `connector`'s host when one is given) loses its export, which the volume
+/// service must confirm, and is removed; the volume's status then follows
+/// its remaining attachments (a volume left `attaching` by `os-reserve`
+/// becomes `available`).
+async fn force_detach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult<()> {
+    ctx.require_admin("volume_extension:volume_admin_actions:force_detach")?;
+    let m = object("os-force_detach", arg)?;
+    let wanted = validate::opt_string(m, "attachment_id", 64)?;
+    let connector = match m.get("connector") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(c)) => Some(c),
+        Some(_) => {
+            return Err(bad_request(
+                "Invalid input received: the 'connector' of os-force_detach must be an object.",
+            ))
+        }
+    };
+    let v = visible_volume(state, ctx, id).await?;
+    let attachments = state.db.attachments_of_volume(id).await?;
+    let chosen: Vec<&Attachment> = match &wanted {
+        Some(aid) => vec![attachments.iter().find(|a| &a.id == aid).ok_or_else(|| {
+            ApiError(Error::NotFound(format!(
+                "VolumeAttachment {aid} could not be found."
+            )))
+        })?],
+        None => attachments
+            .iter()
+            .filter(|a| connector.is_none_or(|c| same_host(a, c)))
+            .collect(),
+    };
+    if chosen.len() > 1 {
+        return Err(bad_request(format!(
+            "Invalid volume: Volume {id} has {} attachments{}; os-force_detach needs an attachment_id.",
+            chosen.len(),
+            if connector.is_some() { " on the connector's host" } else { "" }
+        )));
+    }
+    if let Some(att) = chosen.first() {
+        attach::disconnect(state, ctx, &v, att)
+            .await
+            .map_err(|e| attach::server_error(e, "Unable to terminate volume connection"))?;
+        state.db.delete_attachment(&att.id, None).await?;
+    }
+    state.db.recompute_attach_status(id).await?;
     Ok(())
 }

@@ -200,17 +200,7 @@ async fn export(
             state.db.update_attachment(&att.id, &changes, None).await?
         }
     };
-    Err(server_error(e, failed))
-}
-
-/// A backend failure as Cinder words it (500), keeping other errors as they are.
-fn server_error(e: ApiError, what: &str) -> ApiError {
-    match e.0 {
-        Error::Backend(detail) | Error::Unsupported(detail) => {
-            ApiError(Error::Backend(format!("{what}: {detail}.")))
-        }
-        _ => e,
-    }
+    Err(attach::server_error(e, failed))
 }
 
 async fn update(
@@ -330,7 +320,7 @@ async fn remove(
             ..Default::default()
         };
         state.db.update_attachment(&att.id, &failed, None).await?;
-        return Err(server_error(e, "Unable to delete attachment"));
+        return Err(attach::server_error(e, "Unable to delete attachment"));
     }
     state.db.delete_attachment(&att.id, None).await?;
     let left = state.db.attachments_of_volume(&vol.id).await?;

@@ -98,6 +98,15 @@ def test_reader_lists_but_may_not_create(keystone_scoria):
     assert r.status_code == 403 and r.json()["forbidden"]["code"] == 403, r.text
 
 
+def test_members_may_not_force_detach(keystone_scoria):
+    dep = keystone_scoria
+    vid = "8a0e2f5c-3b1d-4c6e-9f7a-1b2c3d4e5f60"
+    r = dep.request("POST", f"/volumes/{vid}/action", dep.token(dep.keystone.member),
+                    json={"os-force_detach": {}})
+    assert r.status_code == 403, r.text
+    assert "volume_admin_actions:force_detach" in r.json()["forbidden"]["message"], r.text
+
+
 def test_missing_and_garbage_tokens_get_401(keystone_scoria):
     dep = keystone_scoria
     assert_unauthorized(dep.request("GET", "/volumes", None), dep)
