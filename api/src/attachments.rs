@@ -341,11 +341,7 @@ async fn show(
 
 fn query(ctx: &Ctx, params: &Params) -> ApiResult<AttachmentQuery> {
     filters::check(ctx, "attachment", params)?;
-    let all = ctx.rc.is_admin
-        && params
-            .get("all_tenants")
-            .and_then(validate::parse_bool)
-            .unwrap_or(false);
+    let all = filters::all_tenants(ctx, params);
     let text = |k: &str| params.get(k).map(str::to_string);
     Ok(AttachmentQuery {
         project_id: (!all).then(|| ctx.rc.project_id.clone()),

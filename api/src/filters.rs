@@ -126,6 +126,16 @@ pub fn check(ctx: &Ctx, resource: &str, params: &Params) -> ApiResult<()> {
     }
 }
 
+/// Whether an administrator asks for every project's items (`all_tenants`);
+/// anyone else always sees only their own project's.
+pub(crate) fn all_tenants(ctx: &Ctx, params: &Params) -> bool {
+    ctx.rc.is_admin
+        && params
+            .get("all_tenants")
+            .and_then(crate::validate::parse_bool)
+            .unwrap_or(false)
+}
+
 /// The substring filters (`key~=value`, from 3.34) of a listing whose text
 /// columns are `keys`; a `~` on any other key is a 400. Before 3.34 there are none.
 pub fn likes(ctx: &Ctx, params: &Params, keys: &[LikeKey]) -> ApiResult<Vec<Like>> {
@@ -176,12 +186,7 @@ mod tests {
     }
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        Params(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Params::for_test(pairs)
     }
 
     fn message(e: crate::fault::ApiError) -> String {

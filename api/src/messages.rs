@@ -16,7 +16,7 @@ use crate::context::Ctx;
 use crate::extract::Params;
 use crate::fault::{ApiError, ApiResult};
 use crate::paging::View;
-use crate::{filters, paging, validate, views, ApiState};
+use crate::{filters, paging, views, ApiState};
 
 /// Routes of this module, relative to `/v3`.
 pub fn routes() -> Router<ApiState> {
@@ -54,11 +54,7 @@ fn view(ctx: &Ctx, m: &UserMessage) -> Value {
 /// asks for `all_tenants`, plus the message fields given.
 fn query(ctx: &Ctx, params: &Params) -> ApiResult<MessageQuery> {
     filters::check(ctx, "message", params)?;
-    let all = ctx.rc.is_admin
-        && params
-            .get("all_tenants")
-            .and_then(validate::parse_bool)
-            .unwrap_or(false);
+    let all = filters::all_tenants(ctx, params);
     let field = |key: &str| params.get(key).map(str::to_string);
     let page = match ctx.version.at_least(PAGING_VERSION) {
         true => paging::page(params, MessageQuery::SORT_KEYS)?,
@@ -136,12 +132,7 @@ mod tests {
     }
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        Params(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Params::for_test(pairs)
     }
 
     #[test]

@@ -121,11 +121,7 @@ fn sort_keys(ctx: &Ctx) -> Vec<SortKey> {
 
 fn query(ctx: &Ctx, params: &Params) -> ApiResult<SnapshotQuery> {
     filters::check(ctx, "snapshot", params)?;
-    let all = ctx.rc.is_admin
-        && params
-            .get("all_tenants")
-            .and_then(validate::parse_bool)
-            .unwrap_or(false);
+    let all = filters::all_tenants(ctx, params);
     let mut q = SnapshotQuery {
         project_id: (!all).then(|| ctx.rc.project_id.clone()),
         name: params

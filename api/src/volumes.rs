@@ -290,14 +290,6 @@ async fn create(
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
-fn all_tenants(ctx: &Ctx, params: &Params) -> bool {
-    ctx.rc.is_admin
-        && params
-            .get("all_tenants")
-            .and_then(validate::parse_bool)
-            .unwrap_or(false)
-}
-
 fn query(ctx: &Ctx, params: &Params) -> ApiResult<VolumeQuery> {
     filters::check(ctx, "volume", params)?;
     let mut q = VolumeQuery {
@@ -312,7 +304,7 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<VolumeQuery> {
         page: paging::page(params, VolumeQuery::SORT_KEYS)?,
         ..Default::default()
     };
-    if all_tenants(ctx, params) {
+    if filters::all_tenants(ctx, params) {
         q.project_id = params.get("project_id").map(str::to_string);
     }
     if ctx.rc.is_admin {
@@ -385,7 +377,7 @@ async fn summary(
         project_id: Some(ctx.rc.project_id.clone()),
         ..Default::default()
     };
-    if all_tenants(&ctx, &params) {
+    if filters::all_tenants(&ctx, &params) {
         q.project_id = None;
     }
     let (count, size) = state.db.count_volumes(&q).await?;

@@ -144,13 +144,15 @@ class CommandFailed(AssertionError):
     pass
 
 
-def run_cmd(cmd: list[str], timeout: float = 180) -> subprocess.CompletedProcess:
+def run_cmd(cmd: list[str], timeout: float = 180,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Runs a client command in client_env(), plus `env`."""
     return subprocess.run(
         cmd,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=client_env(),
+        env={**client_env(), **(env or {})},
         stdin=subprocess.DEVNULL,
     )
 
@@ -428,14 +430,16 @@ class ScoriaServer:
         fmt: str | None = "json",
         volume_api_version: str | None = None,
         timeout: float = 180,
+        env: dict[str, str] | None = None,
     ) -> Any:
-        """Run `openstack --os-auth-type none --os-endpoint ... ARGS [-f FMT]`.
+        """Run `openstack --os-auth-type none --os-endpoint ... ARGS [-f FMT]`
+        (with the extra environment `env`).
 
         Returns parsed JSON for fmt="json", stripped stdout otherwise; raises
         CommandFailed (with stdout and stderr) on a non-zero exit.
         """
         p, cmd = self.osc_run(*args, fmt=fmt, volume_api_version=volume_api_version,
-                              timeout=timeout)
+                              timeout=timeout, env=env)
         if p.returncode != 0:
             raise CommandFailed(describe(cmd, p))
         if fmt == "json":
@@ -451,6 +455,7 @@ class ScoriaServer:
         fmt: str | None = None,
         volume_api_version: str | None = None,
         timeout: float = 180,
+        env: dict[str, str] | None = None,
     ) -> tuple[subprocess.CompletedProcess, list[str]]:
         cmd = [venv_tool("openstack"), "--os-auth-type", "none", "--os-endpoint", self.endpoint]
         if volume_api_version:
@@ -458,7 +463,7 @@ class ScoriaServer:
         cmd += list(args)
         if fmt:
             cmd += ["-f", fmt]
-        return run_cmd(cmd, timeout=timeout), cmd
+        return run_cmd(cmd, timeout=timeout, env=env), cmd
 
     def osc_fails(self, *args: str, **kw: Any) -> subprocess.CompletedProcess:
         """Run an openstack command that must fail; return the finished process."""

@@ -14,14 +14,12 @@ live in project `notused`; every volume used here is made by the CLI too.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from typing import Any
 
 import pytest
 
 from attach_helpers import INITIATOR, new_uuid
-from conftest import TRANSITIONAL, CommandFailed, client_env, describe, norm, venv_tool, wait_for
+from conftest import TRANSITIONAL, norm, wait_for
 
 VERSION = "3.54"
 RESERVE_REFUSED = "status must be available or downloading to reserve"
@@ -32,26 +30,12 @@ def cli(server, nova_recorder):
     """run(*args, fmt="json", ok=True): `openstack --os-volume-api-version
     3.54 ARGS` against the server, with Nova's endpoint at the recorder."""
 
+    nova = {"OS_COMPUTE_ENDPOINT_OVERRIDE": nova_recorder.url}
+
     def run(*args: str, fmt: str | None = "json", ok: bool = True) -> Any:
-        cmd = [venv_tool("openstack"), "--os-auth-type", "none", "--os-endpoint", server.endpoint,
-               "--os-volume-api-version", VERSION, *args]
-        if fmt:
-            cmd += ["-f", fmt]
-        env = client_env()
-        env["OS_COMPUTE_ENDPOINT_OVERRIDE"] = nova_recorder.url
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env,
-                           stdin=subprocess.DEVNULL)
         if not ok:
-            assert p.returncode != 0, "command should have failed but succeeded\n" + describe(cmd, p)
-            return p
-        if p.returncode != 0:
-            raise CommandFailed(describe(cmd, p))
-        if fmt == "json":
-            try:
-                return json.loads(p.stdout)
-            except ValueError:
-                raise CommandFailed("output is not JSON\n" + describe(cmd, p)) from None
-        return p.stdout.strip()
+            return server.osc_fails(*args, fmt=fmt, volume_api_version=VERSION, env=nova)
+        return server.osc(*args, fmt=fmt, volume_api_version=VERSION, env=nova)
 
     return run
 
