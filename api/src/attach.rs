@@ -9,7 +9,7 @@
 use scoria_core::model::{AccessMode, Attachment, Chap, ConnectionInfo, Connector, Volume};
 use scoria_core::rpc::{volume_topic, VolumeRequest};
 use scoria_core::status::{AttachStatus, VolumeStatus};
-use scoria_core::Error;
+use scoria_core::{Error, RequestContext};
 use scoria_db::{AttachGate, AttachmentChanges};
 use serde_json::{Map, Value};
 
@@ -193,19 +193,7 @@ pub(crate) async fn disconnect(
     if att.connection_info.is_none() {
         return Ok(());
     }
-    let req = VolumeRequest::TerminateConnection {
-        volume_id: vol.id.clone(),
-        attachment_id: Some(att.id.clone()),
-    };
-    let _: Value = state
-        .bus
-        .call(
-            &volume_topic(&backend_of(vol)?),
-            &ctx.rc,
-            &req,
-            state.cfg.rpc_timeout,
-        )
-        .await?;
+    unexport(state, &ctx.rc, &backend_of(vol)?, &vol.id, &att.id).await?;
     let cleared = AttachmentChanges {
         connection_info: Some(None),
         ..Default::default()
@@ -232,19 +220,32 @@ pub(crate) fn undo_export(state: &ApiState, ctx: &Ctx, vol: &Volume, attachment_
         return;
     };
     let (state, rc) = (state.clone(), ctx.rc.clone());
-    let req = VolumeRequest::TerminateConnection {
-        volume_id: vol.id.clone(),
-        attachment_id: Some(attachment_id.to_string()),
-    };
+    let (volume_id, attachment_id) = (vol.id.clone(), attachment_id.to_string());
     tokio::spawn(async move {
-        let sent: Result<Value, Error> = state
-            .bus
-            .call(&volume_topic(&backend), &rc, &req, state.cfg.rpc_timeout)
-            .await;
-        if let Err(e) = sent {
+        if let Err(e) = unexport(&state, &rc, &backend, &volume_id, &attachment_id).await {
             tracing::warn!(error = %e, request_id = %rc.request_id, "could not undo a failed export");
         }
     });
+}
+
+/// Asks the volume service of `backend` to remove the export of one
+/// attachment, and waits for its answer.
+async fn unexport(
+    state: &ApiState,
+    rc: &RequestContext,
+    backend: &str,
+    volume_id: &str,
+    attachment_id: &str,
+) -> Result<(), Error> {
+    let req = VolumeRequest::TerminateConnection {
+        volume_id: volume_id.to_string(),
+        attachment_id: Some(attachment_id.to_string()),
+    };
+    let _: Value = state
+        .bus
+        .call(&volume_topic(backend), rc, &req, state.cfg.rpc_timeout)
+        .await?;
+    Ok(())
 }
 
 /// The connection info as the attachments API shows it: the driver's data
