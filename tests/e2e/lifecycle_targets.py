@@ -98,6 +98,7 @@ class KeystoneTarget:
         fmt: str | None = None,
         volume_api_version: str | None = None,
         timeout: float = 180,
+        env: dict[str, str] | None = None,
     ):
         cmd = [venv_tool("openstack"), *self.creds.cli_args(self.keystone.auth_url)]
         if volume_api_version:
@@ -105,7 +106,7 @@ class KeystoneTarget:
         cmd += list(args)
         if fmt:
             cmd += ["-f", fmt]
-        return run_cmd(cmd, timeout=timeout), cmd
+        return run_cmd(cmd, timeout=timeout, env=env), cmd
 
     # The same output handling as the all-in-one's, around this osc_run.
     osc = ScoriaServer.osc
