@@ -14,3 +14,17 @@ pub struct BackendConfig {
     /// Every other option of the section, as written.
     pub options: BTreeMap<String, String>,
 }
+
+/// One option of the INI file, as the generated configuration reference
+/// lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionDoc {
+    /// The option's name in its section.
+    pub name: &'static str,
+    /// Its default as it would be written in the file; `""` when it has none.
+    pub default: &'static str,
+    /// The cinder.conf option it stands for, when Cinder has one.
+    pub cinder: Option<&'static str>,
+    /// What it sets, in one sentence.
+    pub help: &'static str,
+}

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use scoria_core::config::BackendConfig;
+use scoria_core::config::{BackendConfig, OptionDoc};
 use scoria_core::stats::{BackendStats, Capabilities, PoolStats};
 use scoria_core::Capacity;
 use serde_json::Map;
@@ -50,6 +50,28 @@ fn option<T: std::str::FromStr>(config: &BackendConfig, key: &str, default: T) -
 impl FakeDriver {
     /// Registry name.
     pub const NAME: &'static str = "fake";
+
+    /// The backend-section options the driver reads.
+    pub const OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc {
+            name: "fake_capacity_gb",
+            default: "100.0",
+            cinder: None,
+            help: "Total capacity the fake backend reports, in GiB.",
+        },
+        OptionDoc {
+            name: "fake_delay_ms",
+            default: "0",
+            cinder: None,
+            help: "Delay added to every driver call, in milliseconds.",
+        },
+        OptionDoc {
+            name: "fake_fail",
+            default: "",
+            cinder: None,
+            help: "Comma-separated driver operations that fail (fault injection for tests).",
+        },
+    ];
 
     /// Reads the options of `config`.
     pub fn new(config: &BackendConfig) -> DriverResult<Self> {

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use scoria_core::config::BackendConfig;
+use scoria_core::config::{BackendConfig, OptionDoc};
 use scoria_core::stats::{BackendStats, Capabilities, PoolStats};
 use scoria_core::Capacity;
 use serde_json::{Map, Value};
@@ -93,6 +93,64 @@ impl Resource {
 impl FileDriver {
     /// The driver's registry name.
     pub const NAME: &'static str = "file";
+
+    /// The backend-section options the driver reads.
+    pub const OPTIONS: &'static [OptionDoc] = &[
+        OptionDoc {
+            name: "file_volumes_dir",
+            default: "",
+            cinder: None,
+            help: "Directory holding the volumes' raw files (required).",
+        },
+        OptionDoc {
+            name: "file_pool_name",
+            default: "",
+            cinder: None,
+            help: "Name of the one pool the backend reports; empty means volume_backend_name.",
+        },
+        OptionDoc {
+            name: "reserved_percentage",
+            default: "0",
+            cinder: Some("reserved_percentage"),
+            help: "Percentage of the capacity kept free from new volumes (0 to 100).",
+        },
+        OptionDoc {
+            name: "max_over_subscription_ratio",
+            default: "20.0",
+            cinder: Some("max_over_subscription_ratio"),
+            help: "Thin-provisioning over-subscription ratio, a number of at least 1.0 or 'auto'.",
+        },
+        OptionDoc {
+            name: "target_helper",
+            default: "local",
+            cinder: Some("target_helper"),
+            help: "How volumes are exported: 'local' (a device path on this host) or 'tgtadm' (iSCSI through tgtd).",
+        },
+        OptionDoc {
+            name: "tgtadm_path",
+            default: "tgtadm",
+            cinder: None,
+            help: "The tgtadm command used with target_helper = tgtadm.",
+        },
+        OptionDoc {
+            name: "target_ip_address",
+            default: "127.0.0.1",
+            cinder: Some("target_ip_address"),
+            help: "Address initiators reach the iSCSI targets on.",
+        },
+        OptionDoc {
+            name: "target_port",
+            default: "3260",
+            cinder: Some("target_port"),
+            help: "Port initiators reach the iSCSI targets on.",
+        },
+        OptionDoc {
+            name: "target_prefix",
+            default: "iqn.2010-10.org.openstack:",
+            cinder: Some("target_prefix"),
+            help: "Prefix of the iSCSI target names; the volume id follows it.",
+        },
+    ];
 
     /// Reads the driver's options from a backend section; touches no files.
     pub fn new(config: &BackendConfig) -> DriverResult<Self> {

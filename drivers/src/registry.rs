@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use scoria_core::config::BackendConfig;
+use scoria_core::config::{BackendConfig, OptionDoc};
 
 use crate::fake::FakeDriver;
 use crate::file::FileDriver;
@@ -14,10 +14,10 @@ use crate::{DriverError, DriverResult, VolumeDriver};
 /// Builds a driver from its backend section, without touching the backend.
 type Constructor = fn(&BackendConfig) -> DriverResult<Arc<dyn VolumeDriver>>;
 
-/// Every known driver: (registry name, constructor).
-const DRIVERS: &[(&str, Constructor)] = &[
-    (FileDriver::NAME, FileDriver::create),
-    (FakeDriver::NAME, FakeDriver::create),
+/// Every known driver: (registry name, constructor, the options it reads).
+const DRIVERS: &[(&str, Constructor, &[OptionDoc])] = &[
+    (FileDriver::NAME, FileDriver::create, FileDriver::OPTIONS),
+    (FakeDriver::NAME, FakeDriver::create, FakeDriver::OPTIONS),
 ];
 
 /// The registry names, in table order.
@@ -34,9 +34,9 @@ const NAMES: [&str; DRIVERS.len()] = {
 /// Creates the driver named by `config.driver`. The driver is not set up yet:
 /// call [`VolumeDriver::setup`] before using it.
 pub fn create(config: &BackendConfig) -> DriverResult<Arc<dyn VolumeDriver>> {
-    let (_, constructor) = DRIVERS
+    let (_, constructor, _) = DRIVERS
         .iter()
-        .find(|(name, _)| *name == config.driver)
+        .find(|(name, _, _)| *name == config.driver)
         .ok_or_else(|| {
             DriverError::InvalidConfig(format!(
                 "backend {}: unknown volume_driver {:?}; known drivers: {}",
@@ -51,6 +51,12 @@ pub fn create(config: &BackendConfig) -> DriverResult<Arc<dyn VolumeDriver>> {
 /// The names [`create`] accepts.
 pub fn names() -> &'static [&'static str] {
     &NAMES
+}
+
+/// The backend-section options each driver reads, by registry name, for the
+/// configuration reference.
+pub fn option_docs() -> impl Iterator<Item = (&'static str, &'static [OptionDoc])> {
+    DRIVERS.iter().map(|(name, _, docs)| (*name, *docs))
 }
 
 #[cfg(test)]
