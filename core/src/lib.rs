@@ -11,6 +11,7 @@ pub mod rpc;
 pub mod stats;
 pub mod status;
 pub mod time;
+pub mod transitions;
 
 pub use capacity::Capacity;
 pub use context::RequestContext;

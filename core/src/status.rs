@@ -1,10 +1,17 @@
 //! Status values of volumes, snapshots and attachments, spelled as Cinder does.
 //!
 //! The database stores these strings; every change of status is a
-//! compare-and-set from a set of expected statuses (see `scoria-db`).
+//! compare-and-set from a set of expected statuses, named in
+//! [`crate::transitions`].
 
 use std::fmt;
 use std::str::FromStr;
+
+/// What the three status types share, for code written once for all of them.
+pub trait Status: Copy + Eq + fmt::Display + 'static {
+    /// Every value, in declaration order.
+    const ALL: &'static [Self];
+}
 
 macro_rules! status_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
@@ -20,6 +27,10 @@ macro_rules! status_enum {
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
+        }
+
+        impl Status for $name {
+            const ALL: &'static [$name] = $name::ALL;
         }
 
         impl fmt::Display for $name {
@@ -116,6 +127,18 @@ impl VolumeStatus {
         VolumeStatus::Retyping,
         VolumeStatus::Reverting,
     ];
+
+    /// Whether this is one of the error statuses (`error`, `error_deleting`…).
+    pub fn is_error(self) -> bool {
+        matches!(
+            self,
+            VolumeStatus::Error
+                | VolumeStatus::ErrorDeleting
+                | VolumeStatus::ErrorBackingUp
+                | VolumeStatus::ErrorRestoring
+                | VolumeStatus::ErrorExtending
+        )
+    }
 }
 
 impl SnapshotStatus {
@@ -146,5 +169,12 @@ mod tests {
             assert_eq!(s.as_str().parse::<SnapshotStatus>().unwrap(), *s);
         }
         assert!("bogus".parse::<AttachStatus>().is_err());
+    }
+
+    #[test]
+    fn error_statuses_are_those_spelled_with_error() {
+        for s in VolumeStatus::ALL {
+            assert_eq!(s.is_error(), s.as_str().contains("error"), "{s}");
+        }
     }
 }
