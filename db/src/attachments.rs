@@ -1,13 +1,17 @@
 //! Attachments of volumes, and the volume status they imply.
 //!
 //! A volume's `status` and `attach_status` while it is attached follow from
-//! its attachments: any `attached` one makes it `in-use`, else any
-//! `attaching`, `detaching` or `reserved` one gives that status, else it is
-//! `available`. Every change of an attachment's status recomputes them in the
-//! same transaction, so the two never disagree.
+//! its attachments by the rule of `scoria_core::transitions::attachment::IMPLIES`
+//! (any `attached` one makes it `in-use`, else any `attaching`, `detaching` or
+//! `reserved` one gives that status, else it is `available`). Every change of
+//! an attachment's status recomputes them in the same transaction, so the two
+//! never disagree.
 
 use scoria_core::model::{AccessMode, Attachment};
+use std::sync::LazyLock;
+
 use scoria_core::status::{AttachStatus, VolumeStatus};
+use scoria_core::transitions::attachment;
 use scoria_core::{time, Error};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
@@ -61,10 +65,6 @@ pub struct AttachGate<'a> {
     pub same_instance_statuses: &'a [VolumeStatus],
 }
 
-/// Volume statuses that the attachments decide; others (`extending`,
-/// `maintenance`, errors…) are left alone by [`recompute`].
-const ATTACH_DRIVEN: &[&str] = &["available", "reserved", "attaching", "detaching", "in-use"];
-
 const COLUMNS: &str = "id, volume_id, project_id, instance_uuid, attached_host, mountpoint, \
     attach_status, attach_mode, connector, connection_info, auth, attached_at, detached_at, \
     created_at, updated_at";
@@ -104,34 +104,47 @@ fn from_row(row: &AnyRow) -> Result<Attachment> {
     })
 }
 
-/// Sets the volume's `status` and `attach_status` from its attachments, when
-/// its status is one that attachments decide.
-async fn recompute(tx: &mut Transaction<'static, Any>, volume_id: &str) -> Result<()> {
-    let any = |status: &str| {
+/// `UPDATE volumes SET status = CASE …, attach_status = CASE …, updated_at = `:
+/// the rule of [`attachment::IMPLIES`] in SQL, generated once.
+static RECOMPUTE: LazyLock<String> = LazyLock::new(|| {
+    let any = |status: AttachStatus| {
         format!(
             "EXISTS (SELECT 1 FROM volume_attachments a WHERE a.volume_id = volumes.id \
              AND a.attach_status = '{status}')"
         )
     };
-    let (attached, attaching, detaching, reserved) = (
-        any("attached"),
-        any("attaching"),
-        any("detaching"),
-        any("reserved"),
-    );
-    let mut sql = Sql::new(&format!(
-        "UPDATE volumes SET \
-         status = CASE WHEN {attached} THEN 'in-use' WHEN {attaching} THEN 'attaching' \
-         WHEN {detaching} THEN 'detaching' WHEN {reserved} THEN 'reserved' ELSE 'available' END, \
-         attach_status = CASE WHEN {attached} THEN 'attached' WHEN {attaching} THEN 'attaching' \
-         WHEN {detaching} THEN 'detaching' WHEN {reserved} THEN 'reserved' ELSE 'detached' END, \
-         updated_at = "
-    ));
+    let case = |then: &dyn Fn(AttachStatus, VolumeStatus) -> String, otherwise: String| {
+        let arms: Vec<String> = attachment::IMPLIES
+            .iter()
+            .map(|&(att, vol)| format!("WHEN {} THEN '{}'", any(att), then(att, vol)))
+            .collect();
+        format!("CASE {} ELSE '{otherwise}' END", arms.join(" "))
+    };
+    let (volume, attach) = attachment::NONE_IMPLIES;
+    format!(
+        "UPDATE volumes SET status = {}, attach_status = {}, updated_at = ",
+        case(&|_, vol| vol.to_string(), volume.to_string()),
+        case(&|att, _| att.to_string(), attach.to_string()),
+    )
+});
+
+/// The volume statuses attachments decide ([`attachment::decided`]).
+static DECIDED: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    attachment::decided()
+        .into_iter()
+        .map(VolumeStatus::as_str)
+        .collect()
+});
+
+/// Sets the volume's `status` and `attach_status` from its attachments, when
+/// its status is one that attachments decide.
+async fn recompute(tx: &mut Transaction<'static, Any>, volume_id: &str) -> Result<()> {
+    let mut sql = Sql::new(&RECOMPUTE);
     sql.bind(time::now())
         .push(" WHERE id = ")
         .bind(volume_id)
         .push(" AND ")
-        .push_in("status", ATTACH_DRIVEN);
+        .push_in("status", &DECIDED);
     sql.query().execute(&mut **tx).await.map_err(db_err)?;
     Ok(())
 }
