@@ -8,7 +8,8 @@
 
 use scoria_core::model::{AccessMode, Attachment, Chap, ConnectionInfo, Connector, Volume};
 use scoria_core::rpc::{volume_topic, VolumeRequest};
-use scoria_core::status::{AttachStatus, VolumeStatus};
+use scoria_core::status::AttachStatus;
+use scoria_core::transitions::volume;
 use scoria_core::{Error, RequestContext};
 use scoria_db::{AttachGate, AttachmentChanges};
 use serde_json::{Map, Value};
@@ -16,23 +17,6 @@ use serde_json::{Map, Value};
 use crate::context::Ctx;
 use crate::fault::{bad_request, ApiError, ApiResult};
 use crate::ApiState;
-
-/// Statuses from which a volume can be reserved for one server.
-const RESERVABLE: &[VolumeStatus] = &[VolumeStatus::Available, VolumeStatus::Downloading];
-
-/// The same for a multiattach volume: it may already be attached or being
-/// attached elsewhere.
-const RESERVABLE_MULTI: &[VolumeStatus] = &[
-    VolumeStatus::Available,
-    VolumeStatus::InUse,
-    VolumeStatus::Downloading,
-    VolumeStatus::Reserved,
-    VolumeStatus::Attaching,
-];
-
-/// Statuses in which a server that already has an attachment to the volume
-/// may get another one (Nova does this while moving a server between hosts).
-const SAME_SERVER: &[VolumeStatus] = &[VolumeStatus::InUse, VolumeStatus::Reserved];
 
 /// Creates an attachment in `reserved` for `instance_uuid`, if the volume
 /// can take one; of concurrent requests for a single-attach volume exactly
@@ -44,6 +28,7 @@ pub(crate) async fn reserve(
     instance_uuid: Option<String>,
     mode: Option<AccessMode>,
 ) -> ApiResult<Attachment> {
+    // Cinder's words, which leave out some statuses the multiattach gate takes.
     let expected = if vol.multiattach {
         "available or in-use or downloading"
     } else {
@@ -55,20 +40,20 @@ pub(crate) async fn reserve(
             vol.id
         ))
     };
-    if vol.status.as_str().contains("error") {
+    if vol.status.is_error() {
         return Err(refuse(vol.status.as_str()));
     }
     let attachment = Attachment {
         attach_mode: mode,
         ..Attachment::new(vol, AttachStatus::Reserved, instance_uuid)
     };
+    let reservable = match vol.multiattach {
+        true => volume::ATTACH_MULTIATTACH.from.statuses(),
+        false => volume::ATTACH.from.statuses(),
+    };
     let gate = AttachGate {
-        statuses: if vol.multiattach {
-            RESERVABLE_MULTI
-        } else {
-            RESERVABLE
-        },
-        same_instance_statuses: SAME_SERVER,
+        statuses: &reservable,
+        same_instance_statuses: &volume::ATTACH_SAME_SERVER.from.statuses(),
     };
     if state.db.create_attachment(&attachment, Some(gate)).await? {
         tracing::info!(volume = %vol.id, attachment = %attachment.id, request_id = %ctx.rc.request_id, "reserved");

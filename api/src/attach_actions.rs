@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use scoria_core::model::{AccessMode, Attachment, Connector, Volume};
 use scoria_core::status::{AttachStatus, VolumeStatus};
+use scoria_core::transitions::{attachment, volume};
 use scoria_core::{time, Error};
 use scoria_db::{AttachmentChanges, VolumeChanges, VolumeGuard};
 use serde_json::{json, Map, Value};
@@ -78,25 +79,24 @@ fn not_in_maintenance(v: &Volume, what: &str) -> ApiResult<()> {
 
 async fn reserve(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
     let v = visible_volume(state, ctx, id).await?;
-    let allowed: &[VolumeStatus] = if v.multiattach {
-        &[VolumeStatus::Available, VolumeStatus::InUse]
-    } else {
-        &[VolumeStatus::Available]
+    let op = match v.multiattach {
+        true => &volume::RESERVE_MULTIATTACH,
+        false => &volume::RESERVE,
     };
-    let changes = VolumeChanges::status(VolumeStatus::Attaching);
+    let changes = VolumeChanges {
+        status: op.to.status(),
+        ..Default::default()
+    };
+    let allowed = op.from.statuses();
     if !state
         .db
-        .update_volume(id, &changes, VolumeGuard::status_in(allowed))
+        .update_volume(id, &changes, VolumeGuard::status_in(&allowed))
         .await?
     {
         let now = state.db.get_volume(id).await?;
-        let expected = if v.multiattach {
-            "available or in-use"
-        } else {
-            "available"
-        };
         return Err(bad_request(format!(
-            "Invalid volume: Volume status must be {expected} to reserve, but the status is {}.",
+            "Invalid volume: Volume status must be {} to reserve, but the status is {}.",
+            op.from.or_list(),
             now.status
         )));
     }
@@ -107,7 +107,7 @@ async fn reserve(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
 /// attachments say (`in-use` or `available`); anything else is left alone.
 async fn unreserve(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
     let v = visible_volume(state, ctx, id).await?;
-    if v.status == VolumeStatus::Attaching {
+    if volume::UNRESERVE.from.contains(v.status) {
         state.db.recompute_attach_status(id).await?;
     }
     Ok(())
@@ -116,19 +116,31 @@ async fn unreserve(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
 async fn begin_detaching(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
     let v = visible_volume(state, ctx, id).await?;
     let attached = v.attach_status == AttachStatus::Attached;
-    let changes = VolumeChanges::status(VolumeStatus::Detaching);
-    let guard = VolumeGuard::status_in(&[VolumeStatus::InUse]);
+    let op = &volume::BEGIN_DETACHING;
+    let changes = VolumeChanges {
+        status: op.to.status(),
+        ..Default::default()
+    };
+    let allowed = op.from.statuses();
+    let guard = VolumeGuard::status_in(&allowed);
     if !attached || !state.db.update_volume(id, &changes, guard).await? {
-        return Err(bad_request("Invalid volume: Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach."));
+        return Err(bad_request(format!("Invalid volume: Unable to detach volume. Volume status must be {} and attach_status must be 'attached' to detach.", op.from.quoted())));
     }
     Ok(())
 }
 
 async fn roll_detaching(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
     visible_volume(state, ctx, id).await?;
-    let changes = VolumeChanges::status(VolumeStatus::InUse);
-    let guard = VolumeGuard::status_in(&[VolumeStatus::Detaching]);
-    state.db.update_volume(id, &changes, guard).await?;
+    let op = &volume::ROLL_DETACHING;
+    let changes = VolumeChanges {
+        status: op.to.status(),
+        ..Default::default()
+    };
+    let allowed = op.from.statuses();
+    state
+        .db
+        .update_volume(id, &changes, VolumeGuard::status_in(&allowed))
+        .await?;
     Ok(())
 }
 
@@ -172,10 +184,8 @@ async fn initialize(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiRe
         Err(e) => {
             attach::undo_export(state, ctx, &v, &att.id);
             if created {
-                state
-                    .db
-                    .delete_attachment(&att.id, Some(&[AttachStatus::Detached]))
-                    .await?;
+                let from = attachment::DISCONNECT.from.guard();
+                state.db.delete_attachment(&att.id, from.as_deref()).await?;
             }
             Err(match e.0 {
                 Error::Backend(detail) | Error::Unsupported(detail) => ApiError(Error::Backend(format!(
@@ -202,11 +212,10 @@ async fn terminate(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiRes
             continue;
         }
         attach::disconnect(state, ctx, &v, &a).await?;
-        if a.attach_status == AttachStatus::Detached {
-            state
-                .db
-                .delete_attachment(&a.id, Some(&[AttachStatus::Detached]))
-                .await?;
+        let from = attachment::DISCONNECT.from;
+        if from.contains(a.attach_status) {
+            let from = from.guard();
+            state.db.delete_attachment(&a.id, from.as_deref()).await?;
         }
     }
     unreserve(state, ctx, id).await
@@ -249,7 +258,7 @@ async fn attach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult
         .attachments_of_volume(id)
         .await?
         .into_iter()
-        .filter(|a| a.attach_status == AttachStatus::Detached)
+        .filter(|a| attachment::ATTACH.from.contains(a.attach_status))
         .max_by_key(|a| {
             (
                 host_name.is_some() && a.attached_host == host_name,
@@ -260,8 +269,9 @@ async fn attach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult
         Some(a) => a,
         None => connection_record(state, &v).await?,
     };
+    let op = &attachment::ATTACH;
     let changes = AttachmentChanges {
-        attach_status: Some(AttachStatus::Attached),
+        attach_status: op.to.status(),
         instance_uuid: Some(instance_uuid),
         attached_host: Some(host_name.or(record.attached_host.clone())),
         mountpoint: Some(Some(mountpoint)),
@@ -269,9 +279,10 @@ async fn attach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult
         attached_at: Some(Some(time::now())),
         ..Default::default()
     };
+    let from = op.from.guard();
     state
         .db
-        .update_attachment(&record.id, &changes, Some(&[AttachStatus::Detached]))
+        .update_attachment(&record.id, &changes, from.as_deref())
         .await?;
     Ok(())
 }
@@ -305,7 +316,8 @@ async fn detach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult
         }
     };
     attach::disconnect(state, ctx, &v, att).await?;
-    state.db.delete_attachment(&att.id, None).await?;
+    let from = attachment::DETACH.from.guard();
+    state.db.delete_attachment(&att.id, from.as_deref()).await?;
     Ok(())
 }
 
@@ -352,7 +364,8 @@ async fn force_detach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> Api
         attach::disconnect(state, ctx, &v, att)
             .await
             .map_err(|e| attach::server_error(e, "Unable to terminate volume connection"))?;
-        state.db.delete_attachment(&att.id, None).await?;
+        let from = attachment::DETACH.from.guard();
+        state.db.delete_attachment(&att.id, from.as_deref()).await?;
     }
     state.db.recompute_attach_status(id).await?;
     Ok(())

@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use scoria_core::model::{AccessMode, Attachment, Connector};
 use scoria_core::status::AttachStatus;
+use scoria_core::transitions::attachment;
 use scoria_core::{time, Error};
 use scoria_db::{AttachmentChanges, AttachmentQuery};
 use serde::Deserialize;
@@ -184,20 +185,27 @@ async fn export(
     leftover: Leftover,
     failed: &str,
 ) -> ApiResult<Json<Value>> {
-    let attaching = Some(AttachStatus::Attaching);
-    let e = match attach::connect(state, ctx, vol, att, connector, attaching).await {
+    let op = &attachment::EXPORT;
+    let e = match attach::connect(state, ctx, vol, att, connector, op.to.status()).await {
         Ok(att) => return Ok(Json(json!({ "attachment": detail(&att) }))),
         Err(e) => e,
     };
     attach::undo_export(state, ctx, vol, &att.id);
     match leftover {
-        Leftover::Nothing => state.db.delete_attachment(&att.id, None).await?,
+        Leftover::Nothing => {
+            let from = attachment::DELETE.from.guard();
+            state.db.delete_attachment(&att.id, from.as_deref()).await?
+        }
         Leftover::Failed => {
+            let from = op.from.guard();
             let changes = AttachmentChanges {
-                attach_status: Some(AttachStatus::ErrorAttaching),
+                attach_status: op.failed,
                 ..Default::default()
             };
-            state.db.update_attachment(&att.id, &changes, None).await?
+            state
+                .db
+                .update_attachment(&att.id, &changes, from.as_deref())
+                .await?
         }
     };
     Err(attach::server_error(e, failed))
@@ -222,7 +230,7 @@ async fn update(
     };
     let att = visible(&state, &ctx, &p.id).await?;
     let vol = state.db.get_volume(&att.volume_id).await?;
-    if vol.status.as_str().contains("error") {
+    if vol.status.is_error() {
         return Err(ApiError(Error::Conflict(format!(
             "Invalid volume: Volume {} is in {} status; it cannot be attached.",
             vol.id, vol.status
@@ -283,19 +291,16 @@ async fn action(
     }
     ctx.require_version(44)?;
     let att = visible(&state, &ctx, &p.id).await?;
+    let op = &attachment::COMPLETE;
     let done = AttachmentChanges {
-        attach_status: Some(AttachStatus::Attached),
+        attach_status: op.to.status(),
         attached_at: Some(Some(att.attached_at.clone().unwrap_or_else(time::now))),
         ..Default::default()
     };
-    let from = [
-        AttachStatus::Reserved,
-        AttachStatus::Attaching,
-        AttachStatus::Attached,
-    ];
+    let from = op.from.guard();
     if !state
         .db
-        .update_attachment(&att.id, &done, Some(&from))
+        .update_attachment(&att.id, &done, from.as_deref())
         .await?
     {
         return Err(bad_request(format!(
@@ -314,15 +319,20 @@ async fn remove(
     ctx.require_version(ATTACHMENTS)?;
     let att = visible(&state, &ctx, &p.id).await?;
     let vol = state.db.get_volume(&att.volume_id).await?;
+    let op = &attachment::DELETE;
+    let from = op.from.guard();
     if let Err(e) = attach::disconnect(&state, &ctx, &vol, &att).await {
         let failed = AttachmentChanges {
-            attach_status: Some(AttachStatus::ErrorDetaching),
+            attach_status: op.failed,
             ..Default::default()
         };
-        state.db.update_attachment(&att.id, &failed, None).await?;
+        state
+            .db
+            .update_attachment(&att.id, &failed, from.as_deref())
+            .await?;
         return Err(attach::server_error(e, "Unable to delete attachment"));
     }
-    state.db.delete_attachment(&att.id, None).await?;
+    state.db.delete_attachment(&att.id, from.as_deref()).await?;
     let left = state.db.attachments_of_volume(&vol.id).await?;
     Ok(Json(json!({
         "attachments": left.iter().map(summary).collect::<Vec<_>>()

@@ -4,7 +4,7 @@
 
 use scoria_core::model::{Snapshot, Volume};
 use scoria_core::rpc::{volume_topic, VolumeRequest};
-use scoria_core::status::{SnapshotStatus, VolumeStatus};
+use scoria_core::transitions::{snapshot, volume};
 use scoria_core::Error;
 use scoria_db::{Page, SnapshotChanges, SnapshotQuery, SortDir, VolumeChanges, VolumeGuard};
 use serde_json::Value;
@@ -82,8 +82,12 @@ fn check_latest(
 /// Moves the volume to `reverting` and the snapshot to `restoring` (409 when
 /// either is not `available`, changing nothing).
 async fn claim(state: &ApiState, vol: &Volume, snap: &Snapshot) -> ApiResult<()> {
-    let available = [VolumeStatus::Available];
-    let reverting = VolumeChanges::status(VolumeStatus::Reverting);
+    let (revert, restore) = (&volume::REVERT, &snapshot::RESTORE);
+    let reverting = VolumeChanges {
+        status: revert.interim,
+        ..Default::default()
+    };
+    let available = revert.from.statuses();
     if !state
         .db
         .update_volume(&vol.id, &reverting, VolumeGuard::status_in(&available))
@@ -91,40 +95,51 @@ async fn claim(state: &ApiState, vol: &Volume, snap: &Snapshot) -> ApiResult<()>
     {
         let now = state.db.get_volume(&vol.id).await?;
         return Err(conflict(format!(
-            "Invalid volume: Volume {} status must be 'available' to revert it, but it is '{}'.",
-            vol.id, now.status
+            "Invalid volume: Volume {} status must be {} to revert it, but it is '{}'.",
+            vol.id,
+            revert.from.quoted(),
+            now.status
         )));
     }
-    let restoring = SnapshotChanges::status(SnapshotStatus::Restoring);
-    let free = [SnapshotStatus::Available];
+    let restoring = SnapshotChanges {
+        status: restore.interim,
+        ..Default::default()
+    };
+    let free = restore.from.guard();
     if !state
         .db
-        .update_snapshot(&snap.id, &restoring, Some(&free))
+        .update_snapshot(&snap.id, &restoring, free.as_deref())
         .await?
     {
         release(state, vol, snap).await?;
         let now = state.db.get_snapshot(&snap.id).await?;
         return Err(conflict(format!(
-            "Invalid snapshot: Snapshot {} status must be 'available' to revert to it, but it is '{}'.",
-            snap.id, now.status
+            "Invalid snapshot: Snapshot {} status must be {} to revert to it, but it is '{}'.",
+            snap.id,
+            restore.from.quoted(),
+            now.status
         )));
     }
     Ok(())
 }
 
-/// Undoes [`claim`].
+/// Undoes [`claim`]: the revert did not start, so the volume's data is
+/// untouched.
 async fn release(state: &ApiState, vol: &Volume, snap: &Snapshot) -> ApiResult<()> {
-    let back = VolumeChanges::status(VolumeStatus::Available);
-    let reverting = [VolumeStatus::Reverting];
+    let (revert, restore) = (&volume::REVERT, &snapshot::RESTORE);
+    let back = VolumeChanges {
+        status: revert.to.status(),
+        ..Default::default()
+    };
+    let reverting = VolumeGuard::status_in(revert.in_progress());
+    state.db.update_volume(&vol.id, &back, reverting).await?;
+    let back = SnapshotChanges {
+        status: restore.failed,
+        ..Default::default()
+    };
     state
         .db
-        .update_volume(&vol.id, &back, VolumeGuard::status_in(&reverting))
-        .await?;
-    let back = SnapshotChanges::status(SnapshotStatus::Available);
-    let restoring = [SnapshotStatus::Restoring];
-    state
-        .db
-        .update_snapshot(&snap.id, &back, Some(&restoring))
+        .update_snapshot(&snap.id, &back, Some(restore.in_progress()))
         .await?;
     Ok(())
 }
@@ -158,6 +173,7 @@ pub async fn revert(state: &ApiState, ctx: &Ctx, volume_id: &str, arg: &Value) -
 #[cfg(test)]
 mod tests {
     use scoria_core::model::Snapshot;
+    use scoria_core::status::SnapshotStatus;
 
     use super::*;
 

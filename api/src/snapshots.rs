@@ -7,7 +7,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use scoria_core::model::Snapshot;
 use scoria_core::rpc::{volume_topic, VolumeRequest};
-use scoria_core::status::{list_quoted, SnapshotStatus, VolumeStatus};
+use scoria_core::status::SnapshotStatus;
+use scoria_core::transitions::{snapshot, volume, Transition};
 use scoria_core::{time, Error};
 use scoria_db::{SnapshotChanges, SnapshotQuery, SortKey};
 use serde_json::{json, Map, Value};
@@ -62,10 +63,9 @@ async fn create(
         None => Default::default(),
     };
     let vol = visible_volume(&state, &ctx, &volume_id).await?;
-    let allowed: &[VolumeStatus] = if force {
-        &[VolumeStatus::Available, VolumeStatus::InUse]
-    } else {
-        &[VolumeStatus::Available]
+    let gate = match force {
+        true => &volume::SNAPSHOT_FORCED,
+        false => &volume::SNAPSHOT,
     };
     let snap = Snapshot {
         id: uuid::Uuid::new_v4().to_string(),
@@ -82,11 +82,15 @@ async fn create(
         created_at: time::now(),
         updated_at: None,
     };
-    if !state.db.insert_snapshot(&snap, allowed).await? {
+    if !state
+        .db
+        .insert_snapshot(&snap, &gate.from.statuses())
+        .await?
+    {
         let now = state.db.get_volume(&volume_id).await?;
         return Err(bad_request(format!(
             "Invalid volume: Volume {volume_id} status must be {} to take a snapshot, but current status is: {}.",
-            list_quoted(allowed),
+            gate.from.quoted(),
             now.status
         )));
     }
@@ -196,26 +200,28 @@ async fn update(
     ))
 }
 
-/// Moves a snapshot to `deleting` from one of `from` and casts the delete to its backend.
+/// Moves a snapshot into `op`'s interim status (`deleting`) and casts the
+/// delete to its backend.
 async fn start_delete(
     state: &ApiState,
     ctx: &Ctx,
     id: &str,
-    from: &[SnapshotStatus],
+    op: &Transition<SnapshotStatus>,
 ) -> ApiResult<()> {
     let s = visible_snapshot(state, ctx, id).await?;
+    let deleting = SnapshotChanges {
+        status: op.interim,
+        ..Default::default()
+    };
+    let from = op.from.guard();
     if !state
         .db
-        .update_snapshot(
-            id,
-            &SnapshotChanges::status(SnapshotStatus::Deleting),
-            Some(from),
-        )
+        .update_snapshot(id, &deleting, from.as_deref())
         .await?
     {
         return Err(bad_request(format!(
             "Invalid snapshot: Snapshot {id} status must be {} to be deleted, currently {}.",
-            list_quoted(from),
+            op.from.quoted(),
             s.status
         )));
     }
@@ -240,7 +246,7 @@ async fn delete(
     ctx: Ctx,
     Path(p): Path<IdPath>,
 ) -> ApiResult<Response> {
-    start_delete(&state, &ctx, &p.id, SnapshotStatus::DELETABLE).await?;
+    start_delete(&state, &ctx, &p.id, &snapshot::DELETE).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -260,12 +266,12 @@ async fn action(
                 .parse::<SnapshotStatus>()
                 .map_err(|e| bad_request(format!("Invalid input received: status {e}")))?;
             visible_snapshot(&state, &ctx, &p.id).await?;
-            state.db.update_snapshot(&p.id, &SnapshotChanges::status(status), None).await?;
+            let from = snapshot::RESET_STATUS.from.guard();
+            state.db.update_snapshot(&p.id, &SnapshotChanges::status(status), from.as_deref()).await?;
         }
         "os-force_delete" => {
             ctx.require_admin("volume_extension:snapshot_admin_actions:force_delete")?;
-            let any: Vec<SnapshotStatus> = SnapshotStatus::ALL.iter().copied().filter(|s| *s != SnapshotStatus::Deleting).collect();
-            start_delete(&state, &ctx, &p.id, &any).await?;
+            start_delete(&state, &ctx, &p.id, &snapshot::FORCE_DELETE).await?;
         }
         other => {
             return Err(bad_request(format!(

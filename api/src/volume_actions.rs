@@ -8,7 +8,8 @@ use axum::Router;
 use scoria_core::model::{Volume, VOLUME_BINARY};
 use scoria_core::rpc::{volume_topic, VolumeRequest};
 use scoria_core::stats::StatsReport;
-use scoria_core::status::{list_quoted, AttachStatus, VolumeStatus};
+use scoria_core::status::{AttachStatus, VolumeStatus};
+use scoria_core::transitions::volume;
 use scoria_core::Error;
 use scoria_db::{VolumeChanges, VolumeGuard};
 use serde_json::{Map, Value};
@@ -86,10 +87,10 @@ async fn action(
 async fn extend(state: &ApiState, ctx: &Ctx, id: &str, m: &Map<String, Value>) -> ApiResult<()> {
     let new_size = validate::size("new_size", required("os-extend", m, "new_size")?)?;
     let v = visible_volume(state, ctx, id).await?;
-    let mut allowed = vec![VolumeStatus::Available];
-    if ctx.version.at_least(42) {
-        allowed.push(VolumeStatus::InUse);
-    }
+    let op = match ctx.version.at_least(42) {
+        true => &volume::EXTEND_ATTACHED,
+        false => &volume::EXTEND,
+    };
     if new_size <= v.size {
         return Err(bad_request(format!(
             "Invalid input received: New size for extend must be greater than current size. (current: {}, extended: {new_size})",
@@ -102,16 +103,17 @@ async fn extend(state: &ApiState, ctx: &Ctx, id: &str, m: &Map<String, Value>) -
         )));
     }
     let changes = VolumeChanges {
-        status: Some(VolumeStatus::Extending),
+        status: op.interim,
         previous_status: Some(Some(v.status)),
         ..Default::default()
     };
+    let allowed = op.from.statuses();
     let guard = VolumeGuard::status_in(&allowed);
-    if !allowed.contains(&v.status) || !state.db.update_volume(id, &changes, guard).await? {
+    if !op.from.contains(v.status) || !state.db.update_volume(id, &changes, guard).await? {
         let now = state.db.get_volume(id).await?;
         return Err(bad_request(format!(
             "Invalid volume: Volume {id} status must be {} to extend, currently {}.",
-            list_quoted(&allowed),
+            op.from.quoted(),
             now.status
         )));
     }
@@ -176,14 +178,10 @@ async fn reset_status(
         attach_status,
         ..Default::default()
     };
-    let not_deleting: Vec<VolumeStatus> = VolumeStatus::ALL
-        .iter()
-        .copied()
-        .filter(|s| *s != VolumeStatus::Deleting)
-        .collect();
+    let allowed = volume::RESET_STATUS.from.statuses();
     if !state
         .db
-        .update_volume(id, &changes, VolumeGuard::status_in(&not_deleting))
+        .update_volume(id, &changes, VolumeGuard::status_in(&allowed))
         .await?
     {
         return Err(bad_request(format!(
@@ -195,18 +193,14 @@ async fn reset_status(
 
 async fn set_bootable(state: &ApiState, ctx: &Ctx, id: &str, bootable: bool) -> ApiResult<()> {
     let v = visible_volume(state, ctx, id).await?;
-    let not_maintenance: Vec<VolumeStatus> = VolumeStatus::ALL
-        .iter()
-        .copied()
-        .filter(|s| *s != VolumeStatus::Maintenance)
-        .collect();
+    let allowed = volume::SET_BOOTABLE.from.statuses();
     let changes = VolumeChanges {
         bootable: Some(bootable),
         ..Default::default()
     };
     if !state
         .db
-        .update_volume(&v.id, &changes, VolumeGuard::status_in(&not_maintenance))
+        .update_volume(&v.id, &changes, VolumeGuard::status_in(&allowed))
         .await?
     {
         return Err(bad_request(format!(
@@ -227,17 +221,16 @@ async fn set_readonly(state: &ApiState, ctx: &Ctx, id: &str, readonly: bool) -> 
         admin_metadata: Some(admin),
         ..Default::default()
     };
+    let op = &volume::UPDATE_READONLY_FLAG;
+    let allowed = op.from.statuses();
     if !state
         .db
-        .update_volume(
-            &v.id,
-            &changes,
-            VolumeGuard::status_in(&[VolumeStatus::Available]),
-        )
+        .update_volume(&v.id, &changes, VolumeGuard::status_in(&allowed))
         .await?
     {
         return Err(bad_request(format!(
-            "Invalid volume: Volume {id} status must be 'available' to update its read-only flag, currently {}.",
+            "Invalid volume: Volume {id} status must be {} to update its read-only flag, currently {}.",
+            op.from.quoted(),
             v.status
         )));
     }

@@ -7,7 +7,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use scoria_core::model::{Volume, DEFAULT_TYPE_NAME};
 use scoria_core::rpc::{volume_topic, SchedulerRequest, VolumeRequest, SCHEDULER_TOPIC};
-use scoria_core::status::{list_quoted, AttachStatus, SnapshotStatus, VolumeStatus};
+use scoria_core::status::{AttachStatus, SnapshotStatus, VolumeStatus};
+use scoria_core::transitions::{snapshot, volume};
 use scoria_core::{time, Error};
 use scoria_db::{VolumeChanges, VolumeGuard, VolumeQuery};
 use serde::Deserialize;
@@ -273,11 +274,13 @@ async fn create(
         )
         .await
     {
-        let guard = VolumeGuard::status_in(&[VolumeStatus::Creating]);
-        state
-            .db
-            .update_volume(&vol.id, &VolumeChanges::status(VolumeStatus::Error), guard)
-            .await?;
+        let op = &volume::CREATE;
+        let failed = VolumeChanges {
+            status: op.failed,
+            ..Default::default()
+        };
+        let guard = VolumeGuard::status_in(op.in_progress());
+        state.db.update_volume(&vol.id, &failed, guard).await?;
         return Err(ApiError(Error::Unavailable(format!(
             "The scheduler cannot be reached; volume {} was set to error: {e}",
             vol.id
@@ -488,16 +491,11 @@ pub(crate) async fn start_delete(
     force: bool,
 ) -> ApiResult<()> {
     let v = visible_volume(state, ctx, id).await?;
-    let any_but_deleting: Vec<VolumeStatus> = VolumeStatus::ALL
-        .iter()
-        .copied()
-        .filter(|s| *s != VolumeStatus::Deleting)
-        .collect();
-    let statuses: &[VolumeStatus] = if force {
-        &any_but_deleting
-    } else {
-        VolumeStatus::DELETABLE
+    let op = match force {
+        true => &volume::FORCE_DELETE,
+        false => &volume::DELETE,
     };
+    let statuses = op.from.statuses();
     if v.attach_status == AttachStatus::Attached {
         return Err(bad_request(format!(
             "Invalid volume: Volume {id} is attached; detach it before deleting it."
@@ -507,15 +505,15 @@ pub(crate) async fn start_delete(
         mark_snapshots_deleting(state, id).await?;
     }
     let guard = VolumeGuard {
-        statuses: Some(statuses),
+        statuses: Some(&statuses),
         no_snapshots: !cascade,
         host: None,
     };
-    if !state
-        .db
-        .update_volume(id, &VolumeChanges::status(VolumeStatus::Deleting), guard)
-        .await?
-    {
+    let deleting = VolumeChanges {
+        status: op.interim,
+        ..Default::default()
+    };
+    if !state.db.update_volume(id, &deleting, guard).await? {
         let now = state.db.get_volume(id).await?;
         let snaps = state
             .db
@@ -524,11 +522,11 @@ pub(crate) async fn start_delete(
                 ..Default::default()
             })
             .await?;
-        let why = if !statuses.contains(&now.status) {
+        let why = if !op.from.contains(now.status) {
             format!(
                 "its status is '{}' and must be one of {}",
                 now.status,
-                list_quoted(statuses)
+                op.from.quoted()
             )
         } else if !snaps.is_empty() {
             format!(
@@ -566,17 +564,23 @@ async fn mark_snapshots_deleting(state: &ApiState, volume_id: &str) -> ApiResult
         volume_id: Some(volume_id.into()),
         ..Default::default()
     };
+    let op = &snapshot::CASCADE_DELETE;
+    let from = op.from.guard();
+    let changes = scoria_db::SnapshotChanges {
+        status: op.interim,
+        ..Default::default()
+    };
     for s in state.db.list_snapshots(&q).await? {
-        let ok = [
-            SnapshotStatus::Available,
-            SnapshotStatus::Error,
-            SnapshotStatus::Deleting,
-        ];
-        let changes = scoria_db::SnapshotChanges::status(SnapshotStatus::Deleting);
-        if !state.db.update_snapshot(&s.id, &changes, Some(&ok)).await? {
+        if !state
+            .db
+            .update_snapshot(&s.id, &changes, from.as_deref())
+            .await?
+        {
             return Err(bad_request(format!(
-                "Invalid volume: snapshot {} is '{}'; with cascade every snapshot must be available or error.",
-                s.id, s.status
+                "Invalid volume: snapshot {} is '{}'; with cascade every snapshot must be {}.",
+                s.id,
+                s.status,
+                snapshot::DELETE.from.or_list()
             )));
         }
     }
