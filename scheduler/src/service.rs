@@ -12,7 +12,7 @@ use scoria_core::rpc::{
     volume_topic, RequestSpec, SchedulerRequest, VolumeRequest, SCHEDULER_TOPIC, STATS_FANOUT,
 };
 use scoria_core::stats::StatsReport;
-use scoria_core::status::VolumeStatus;
+use scoria_core::transitions::volume;
 use scoria_core::{time, Error, RequestContext, Result};
 use scoria_db::{Db, VolumeChanges, VolumeGuard};
 use tokio::sync::{watch, Mutex};
@@ -161,7 +161,8 @@ impl Scheduler {
             Err(Error::NotFound(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
-        if vol.status != VolumeStatus::Creating {
+        let op = &volume::CREATE;
+        if op.interim != Some(vol.status) {
             return Ok(());
         }
         if let Some(host) = &vol.host {
@@ -175,7 +176,7 @@ impl Scheduler {
             self.refresh().await?;
             placement = self.place(&spec).await?;
         }
-        let creating = [VolumeStatus::Creating];
+        let creating = op.in_progress();
         match placement {
             Ok(p) => {
                 let placed = VolumeChanges {
@@ -183,7 +184,7 @@ impl Scheduler {
                     ..Default::default()
                 };
                 let guard = VolumeGuard {
-                    statuses: Some(&creating),
+                    statuses: Some(creating),
                     host: Some(None),
                     ..Default::default()
                 };
@@ -203,13 +204,13 @@ impl Scheduler {
                         spec.attempt_errors.join("; ")
                     ));
                 }
+                let failed = VolumeChanges {
+                    status: op.failed,
+                    ..Default::default()
+                };
                 if self
                     .db
-                    .update_volume(
-                        &vol.id,
-                        &VolumeChanges::status(VolumeStatus::Error),
-                        VolumeGuard::status_in(&creating),
-                    )
+                    .update_volume(&vol.id, &failed, VolumeGuard::status_in(creating))
                     .await?
                 {
                     let msg = events::user_message(
@@ -281,7 +282,7 @@ impl Scheduler {
     async fn reschedule_unplaced(&self) -> Result<()> {
         for vol in self
             .db
-            .volumes_in_status(&[VolumeStatus::Creating], Some(""))
+            .volumes_in_status(volume::CREATE.in_progress(), Some(""))
             .await?
         {
             tracing::info!(volume = %vol.id, "scheduling a volume left unplaced");

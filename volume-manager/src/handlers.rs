@@ -6,6 +6,7 @@ use scoria_core::events::{self, Action, Detail, Resource};
 use scoria_core::model::{Volume, VOLUME_BINARY};
 use scoria_core::rpc::{RequestSpec, SchedulerRequest, VolumeRequest, SCHEDULER_TOPIC};
 use scoria_core::status::{SnapshotStatus, VolumeStatus};
+use scoria_core::transitions::{snapshot, volume};
 use scoria_core::{Error, RequestContext, Result};
 use scoria_db::{SnapshotChanges, VolumeChanges, VolumeGuard};
 use scoria_drivers::{DriverError, ExportSpec};
@@ -193,15 +194,16 @@ impl VolumeManager {
         let Some(mut vol) = present(self.db.get_volume(&id).await)? else {
             return Ok(());
         };
-        if vol.status != VolumeStatus::Creating || vol.host.as_deref() != Some(host) {
+        let op = &volume::CREATE;
+        if op.interim != Some(vol.status) || vol.host.as_deref() != Some(host) {
             return Ok(());
         }
         vol.host = Some(host.to_string());
-        let creating = VolumeGuard::status_in(&[VolumeStatus::Creating]);
+        let creating = VolumeGuard::status_in(op.in_progress());
         let why = match self.run_create(&vol).await? {
             Ok(location) => {
                 let done = VolumeChanges {
-                    status: Some(VolumeStatus::Available),
+                    status: op.to.status(),
                     provider_location: Some(location),
                     shared_targets: Some(self.driver.capabilities().shared_targets),
                     service_uuid: Some(self.service_uuid().await?),
@@ -225,10 +227,14 @@ impl VolumeManager {
             "the backend {} could not create the volume: {why}",
             self.cfg.backend
         );
+        let failed = VolumeChanges {
+            status: op.failed,
+            ..Default::default()
+        };
         self.fail_volume(
             ctx,
             &id,
-            &VolumeChanges::status(VolumeStatus::Error),
+            &failed,
             creating,
             Failure {
                 action: Action::CreateVolumeFromBackend,
@@ -253,7 +259,7 @@ impl VolumeManager {
             ..Default::default()
         };
         let guard = VolumeGuard {
-            statuses: Some(&[VolumeStatus::Creating]),
+            statuses: Some(volume::CREATE.in_progress()),
             host: Some(Some(host)),
             ..Default::default()
         };
@@ -281,7 +287,8 @@ impl VolumeManager {
         let Some(vol) = present(self.db.get_volume(id).await)? else {
             return Ok(());
         };
-        if vol.status != VolumeStatus::Deleting {
+        let op = &volume::DELETE;
+        if op.interim != Some(vol.status) {
             return Ok(());
         }
         // With cascade, the api moved the volume's snapshots to `deleting` too.
@@ -290,18 +297,22 @@ impl VolumeManager {
             ..Default::default()
         };
         for snap in self.db.list_snapshots(&q).await? {
-            if snap.status == SnapshotStatus::Deleting {
+            if snapshot::CASCADE_DELETE.interim == Some(snap.status) {
                 self.delete_snapshot(ctx, &snap.id).await?;
             }
         }
+        let guard = VolumeGuard::status_in(op.in_progress());
+        let failed = VolumeChanges {
+            status: op.failed,
+            ..Default::default()
+        };
         if !self.db.list_snapshots(&q).await?.is_empty() {
-            let guard = VolumeGuard::status_in(&[VolumeStatus::Deleting]);
             let text =
                 "the volume still has snapshots that could not be deleted; delete them first";
             self.fail_volume(
                 ctx,
                 id,
-                &VolumeChanges::status(VolumeStatus::ErrorDeleting),
+                &failed,
                 guard,
                 Failure {
                     action: Action::DeleteVolume,
@@ -325,12 +336,11 @@ impl VolumeManager {
             }
             Err(e) => {
                 tracing::error!(volume = id, error = %e, "volume delete failed");
-                let guard = VolumeGuard::status_in(&[VolumeStatus::Deleting]);
                 let text = format!("the backend could not delete the volume: {e}");
                 self.fail_volume(
                     ctx,
                     id,
-                    &VolumeChanges::status(VolumeStatus::ErrorDeleting),
+                    &failed,
                     guard,
                     Failure {
                         action: Action::DeleteVolume,
@@ -349,10 +359,11 @@ impl VolumeManager {
         let Some(snap) = present(self.db.get_snapshot(id).await)? else {
             return Ok(());
         };
-        if snap.status != SnapshotStatus::Creating {
+        let op = &snapshot::CREATE;
+        if op.interim != Some(snap.status) {
             return Ok(());
         }
-        let creating = [SnapshotStatus::Creating];
+        let creating = op.in_progress();
         let outcome = match present(self.db.get_volume(&snap.volume_id).await)? {
             Some(vol) => {
                 let spec = self.volume_spec(&vol).await?;
@@ -366,21 +377,25 @@ impl VolumeManager {
         match outcome {
             Ok(update) => {
                 let done = SnapshotChanges {
-                    status: Some(SnapshotStatus::Available),
+                    status: op.to.status(),
                     progress: Some("100%".into()),
                     provider_location: Some(update.provider_location),
                     ..Default::default()
                 };
-                self.db.update_snapshot(id, &done, Some(&creating)).await?;
+                self.db.update_snapshot(id, &done, Some(creating)).await?;
             }
             Err(why) => {
                 tracing::error!(snapshot = id, error = %why, "snapshot create failed");
                 let text = format!("the backend could not take the snapshot: {why}");
+                let failed = SnapshotChanges {
+                    status: op.failed,
+                    ..Default::default()
+                };
                 self.fail_snapshot(
                     ctx,
                     id,
-                    &SnapshotChanges::status(SnapshotStatus::Error),
-                    Some(&creating),
+                    &failed,
+                    Some(creating),
                     Failure {
                         action: Action::SnapshotCreate,
                         detail: Detail::DriverFailed,
@@ -398,20 +413,24 @@ impl VolumeManager {
         let Some(snap) = present(self.db.get_snapshot(id).await)? else {
             return Ok(());
         };
-        if snap.status != SnapshotStatus::Deleting {
+        let op = &snapshot::DELETE;
+        if op.interim != Some(snap.status) {
             return Ok(());
         }
         match self.driver.delete_snapshot(&snapshot_spec(&snap)).await {
             Ok(()) => self.db.delete_snapshot(id).await?,
             Err(e) => {
                 tracing::error!(snapshot = id, error = %e, "snapshot delete failed");
-                let deleting = [SnapshotStatus::Deleting];
                 let text = format!("the backend could not delete the snapshot: {e}");
+                let failed = SnapshotChanges {
+                    status: op.failed,
+                    ..Default::default()
+                };
                 self.fail_snapshot(
                     ctx,
                     id,
-                    &SnapshotChanges::status(SnapshotStatus::ErrorDeleting),
-                    Some(&deleting),
+                    &failed,
+                    Some(op.in_progress()),
                     Failure {
                         action: Action::SnapshotDelete,
                         detail: Detail::DriverFailed,
@@ -434,11 +453,12 @@ impl VolumeManager {
         let Some(vol) = present(self.db.get_volume(id).await)? else {
             return Ok(());
         };
-        if vol.status != VolumeStatus::Extending {
+        let op = &volume::EXTEND;
+        if op.interim != Some(vol.status) {
             return Ok(());
         }
         let spec = self.volume_spec(&vol).await?;
-        let guard = VolumeGuard::status_in(&[VolumeStatus::Extending]);
+        let guard = VolumeGuard::status_in(op.in_progress());
         match self.driver.extend_volume(&spec, new_size).await {
             Ok(()) => {
                 let previous = vol.previous_status.unwrap_or(VolumeStatus::Available);
@@ -466,7 +486,7 @@ impl VolumeManager {
             Err(e) => {
                 tracing::error!(volume = id, error = %e, "extend failed");
                 let failed = VolumeChanges {
-                    status: Some(VolumeStatus::ErrorExtending),
+                    status: op.failed,
                     previous_status: Some(None),
                     ..Default::default()
                 };

@@ -2,6 +2,7 @@
 
 use scoria_core::events::{Action, Detail};
 use scoria_core::status::{SnapshotStatus, VolumeStatus};
+use scoria_core::transitions::{snapshot, volume};
 use scoria_core::{RequestContext, Result};
 use scoria_db::{SnapshotChanges, VolumeChanges, VolumeGuard};
 
@@ -9,16 +10,14 @@ use crate::handlers::Failure;
 use crate::VolumeManager;
 
 impl VolumeManager {
-    /// Re-runs interrupted creates and deletes (both are idempotent) and fails
-    /// what cannot be redone faithfully, telling the user why.
+    /// Finds the volumes and snapshots of this backend left in an interim
+    /// status of the transition table (an operation a worker owned), re-runs
+    /// interrupted creates and deletes (both are idempotent) and fails what
+    /// cannot be redone faithfully, telling the user why.
     pub(crate) async fn recover(&self) -> Result<()> {
         let ctx = RequestContext::internal(RequestContext::new_request_id());
         let backend = self.cfg.backend.as_str();
-        let stuck = [
-            VolumeStatus::Creating,
-            VolumeStatus::Deleting,
-            VolumeStatus::Extending,
-        ];
+        let stuck = volume::in_progress();
         for vol in self.db.volumes_in_status(&stuck, Some(backend)).await? {
             let owner = RequestContext {
                 project_id: vol.project_id.clone(),
@@ -33,58 +32,73 @@ impl VolumeManager {
                     self.create_volume(&owner, request, &host).await?
                 }
                 VolumeStatus::Deleting => self.delete_volume(&owner, &vol.id).await?,
-                _ => {
-                    let failed = VolumeChanges {
-                        status: Some(VolumeStatus::ErrorExtending),
-                        previous_status: Some(None),
-                        ..Default::default()
-                    };
-                    let guard = VolumeGuard::status_in(&[VolumeStatus::Extending]);
-                    let text = "the volume service restarted while extending the volume; \
-                                    the size is unchanged, ask an administrator to reset its status and retry";
-                    self.fail_volume(
-                        &owner,
-                        &vol.id,
-                        &failed,
-                        guard,
-                        Failure {
-                            action: Action::ExtendVolume,
-                            detail: Detail::InterruptedByRestart,
-                            text,
-                        },
-                    )
-                    .await?;
+                VolumeStatus::Extending => self.recover_extend(&owner, &vol.id).await?,
+                VolumeStatus::Reverting => self.recover_revert(&owner, &vol.id).await?,
+                other => {
+                    tracing::warn!(volume = %vol.id, status = %other, "no recovery for this status")
                 }
             }
         }
-        let stuck = [SnapshotStatus::Creating, SnapshotStatus::Deleting];
+        let stuck = snapshot::in_progress();
         for snap in self.db.snapshots_in_status(&stuck, backend).await? {
             let owner = RequestContext {
                 project_id: snap.project_id.clone(),
                 ..ctx.clone()
             };
             tracing::info!(snapshot = %snap.id, status = %snap.status, "recovering interrupted operation");
-            if snap.status == SnapshotStatus::Deleting {
-                self.delete_snapshot(&owner, &snap.id).await?;
-                continue;
+            match snap.status {
+                SnapshotStatus::Deleting => self.delete_snapshot(&owner, &snap.id).await?,
+                SnapshotStatus::Creating => self.recover_snapshot_create(&owner, &snap.id).await?,
+                SnapshotStatus::Restoring => self.release_snapshot(&snap.id).await?,
+                other => {
+                    tracing::warn!(snapshot = %snap.id, status = %other, "no recovery for this status")
+                }
             }
-            // A snapshot retaken now would not hold the data of the moment it was asked for.
-            let creating = [SnapshotStatus::Creating];
-            let text = "the volume service restarted while taking the snapshot; delete it and take a new one";
-            self.fail_snapshot(
-                &owner,
-                &snap.id,
-                &SnapshotChanges::status(SnapshotStatus::Error),
-                Some(&creating),
-                Failure {
-                    action: Action::SnapshotCreate,
-                    detail: Detail::InterruptedByRestart,
-                    text,
-                },
-            )
-            .await?;
         }
-        self.recover_reverts(&ctx).await?;
         Ok(())
+    }
+
+    /// An interrupted extend: the size is unchanged, the volume goes to
+    /// `error_extending`.
+    async fn recover_extend(&self, owner: &RequestContext, volume_id: &str) -> Result<()> {
+        let op = &volume::EXTEND;
+        let failed = VolumeChanges {
+            status: op.failed,
+            previous_status: Some(None),
+            ..Default::default()
+        };
+        let guard = VolumeGuard::status_in(op.in_progress());
+        let text = "the volume service restarted while extending the volume; \
+                    the size is unchanged, ask an administrator to reset its status and retry";
+        let why = Failure {
+            action: Action::ExtendVolume,
+            detail: Detail::InterruptedByRestart,
+            text,
+        };
+        self.fail_volume(owner, volume_id, &failed, guard, why)
+            .await
+    }
+
+    /// An interrupted snapshot: one retaken now would not hold the data of
+    /// the moment it was asked for, so it goes to `error`.
+    async fn recover_snapshot_create(
+        &self,
+        owner: &RequestContext,
+        snapshot_id: &str,
+    ) -> Result<()> {
+        let op = &snapshot::CREATE;
+        let failed = SnapshotChanges {
+            status: op.failed,
+            ..Default::default()
+        };
+        let text =
+            "the volume service restarted while taking the snapshot; delete it and take a new one";
+        let why = Failure {
+            action: Action::SnapshotCreate,
+            detail: Detail::InterruptedByRestart,
+            text,
+        };
+        self.fail_snapshot(owner, snapshot_id, &failed, Some(op.in_progress()), why)
+            .await
     }
 }

@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 use scoria_core::events::{Action, Detail};
-use scoria_core::status::{SnapshotStatus, VolumeStatus};
+use scoria_core::transitions::{snapshot, volume};
 use scoria_core::{Error, RequestContext, Result};
 use scoria_db::{SnapshotChanges, VolumeChanges, VolumeGuard};
 use scoria_drivers::{DriverError, DriverResult, SnapshotSpec, VolumeDriver, VolumeSpec};
@@ -15,9 +15,6 @@ use scoria_drivers::{DriverError, DriverResult, SnapshotSpec, VolumeDriver, Volu
 use crate::handlers::Failure;
 use crate::specs::snapshot_spec;
 use crate::VolumeManager;
-
-const REVERTING: [VolumeStatus; 1] = [VolumeStatus::Reverting];
-const RESTORING: [SnapshotStatus; 1] = [SnapshotStatus::Restoring];
 
 /// Why a revert failed.
 pub(crate) fn failure(detail: Detail, text: &str) -> Failure<'_> {
@@ -56,7 +53,9 @@ impl VolumeManager {
                 .fail_revert(ctx, volume_id, true, failure(Detail::UnknownError, text))
                 .await;
         };
-        if vol.status != VolumeStatus::Reverting || snap.status != SnapshotStatus::Restoring {
+        if volume::REVERT.interim != Some(vol.status)
+            || snapshot::RESTORE.interim != Some(snap.status)
+        {
             return Ok(());
         }
         let volume = self.volume_spec(&vol).await?;
@@ -69,10 +68,13 @@ impl VolumeManager {
         };
         match outcome {
             Ok(()) => {
-                let done = VolumeChanges::status(VolumeStatus::Available);
-                self.db
-                    .update_volume(volume_id, &done, VolumeGuard::status_in(&REVERTING))
-                    .await?;
+                let op = &volume::REVERT;
+                let done = VolumeChanges {
+                    status: op.to.status(),
+                    ..Default::default()
+                };
+                let guard = VolumeGuard::status_in(op.in_progress());
+                self.db.update_volume(volume_id, &done, guard).await?;
                 self.release_snapshot(snapshot_id).await?;
                 tracing::info!(
                     volume = volume_id,
@@ -102,42 +104,43 @@ impl VolumeManager {
         untouched: bool,
         why: Failure<'_>,
     ) -> Result<()> {
+        let op = &volume::REVERT;
         let status = match untouched {
-            true => VolumeStatus::Available,
-            false => VolumeStatus::Error,
+            true => op.to.status(),
+            false => op.failed,
         };
-        let guard = VolumeGuard::status_in(&REVERTING);
-        self.fail_volume(ctx, volume_id, &VolumeChanges::status(status), guard, why)
-            .await
+        let changes = VolumeChanges {
+            status,
+            ..Default::default()
+        };
+        let guard = VolumeGuard::status_in(op.in_progress());
+        self.fail_volume(ctx, volume_id, &changes, guard, why).await
     }
 
     /// At start: a volume left `reverting` may hold part of the snapshot's
-    /// data, so it goes to `error` and its owner is told; snapshots left
-    /// `restoring` are `available` again.
-    pub(crate) async fn recover_reverts(&self, ctx: &RequestContext) -> Result<()> {
-        let backend = self.cfg.backend.as_str();
-        for vol in self.db.volumes_in_status(&REVERTING, Some(backend)).await? {
-            tracing::info!(volume = %vol.id, "failing interrupted revert");
-            let owner = RequestContext {
-                project_id: vol.project_id.clone(),
-                ..ctx.clone()
-            };
-            let text = "the volume service restarted while reverting the volume, so its data \
-                        may be partly reverted; ask an administrator to reset its status, then revert again";
-            let why = failure(Detail::InterruptedByRestart, text);
-            self.fail_revert(&owner, &vol.id, false, why).await?;
-        }
-        for snap in self.db.snapshots_in_status(&RESTORING, backend).await? {
-            self.release_snapshot(&snap.id).await?;
-        }
-        Ok(())
+    /// data, so it goes to `error` and its owner is told (its snapshot, left
+    /// `restoring`, is released by the recovery of snapshots).
+    pub(crate) async fn recover_revert(
+        &self,
+        owner: &RequestContext,
+        volume_id: &str,
+    ) -> Result<()> {
+        tracing::info!(volume = %volume_id, "failing interrupted revert");
+        let text = "the volume service restarted while reverting the volume, so its data \
+                    may be partly reverted; ask an administrator to reset its status, then revert again";
+        let why = failure(Detail::InterruptedByRestart, text);
+        self.fail_revert(owner, volume_id, false, why).await
     }
 
     /// Returns a snapshot in `restoring` to `available`.
     pub(crate) async fn release_snapshot(&self, snapshot_id: &str) -> Result<()> {
-        let back = SnapshotChanges::status(SnapshotStatus::Available);
+        let op = &snapshot::RESTORE;
+        let back = SnapshotChanges {
+            status: op.to.status(),
+            ..Default::default()
+        };
         self.db
-            .update_snapshot(snapshot_id, &back, Some(&RESTORING))
+            .update_snapshot(snapshot_id, &back, Some(op.in_progress()))
             .await?;
         Ok(())
     }
