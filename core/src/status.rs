@@ -109,25 +109,6 @@ status_enum!(
 );
 
 impl VolumeStatus {
-    /// Statuses from which a volume may be deleted without `force`.
-    pub const DELETABLE: &'static [VolumeStatus] = &[
-        VolumeStatus::Available,
-        VolumeStatus::Error,
-        VolumeStatus::ErrorRestoring,
-        VolumeStatus::ErrorExtending,
-    ];
-
-    /// Statuses an operation leaves a volume in while a worker owns it.
-    pub const TRANSITIONAL: &'static [VolumeStatus] = &[
-        VolumeStatus::Creating,
-        VolumeStatus::Deleting,
-        VolumeStatus::Extending,
-        VolumeStatus::Downloading,
-        VolumeStatus::Uploading,
-        VolumeStatus::Retyping,
-        VolumeStatus::Reverting,
-    ];
-
     /// Whether this is one of the error statuses (`error`, `error_deleting`…).
     pub fn is_error(self) -> bool {
         matches!(
@@ -139,21 +120,6 @@ impl VolumeStatus {
                 | VolumeStatus::ErrorExtending
         )
     }
-}
-
-impl SnapshotStatus {
-    /// Statuses from which a snapshot may be deleted without `force`.
-    pub const DELETABLE: &'static [SnapshotStatus] =
-        &[SnapshotStatus::Available, SnapshotStatus::Error];
-}
-
-/// Renders a status set as Cinder words it in messages: `'available', 'error'`.
-pub fn list_quoted<T: fmt::Display>(items: &[T]) -> String {
-    items
-        .iter()
-        .map(|s| format!("'{s}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
-use crate::status::{list_quoted, AttachStatus, Status};
+use crate::status::{AttachStatus, Status};
 
 /// The statuses an operation may start from.
 #[derive(Debug, Clone, Copy)]
@@ -66,7 +66,8 @@ impl<S: Status> Allowed<S> {
 
     /// The set as Cinder quotes it in messages: `'available', 'in-use'`.
     pub fn quoted(&self) -> String {
-        list_quoted(&self.statuses())
+        let words: Vec<String> = self.statuses().iter().map(|s| format!("'{s}'")).collect();
+        words.join(", ")
     }
 
     /// The set as Cinder words it in prose: `available or in-use`.

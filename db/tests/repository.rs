@@ -6,6 +6,7 @@ use std::future::Future;
 
 use scoria_core::model::{Attachment, Metadata, Snapshot, Volume, VolumeType};
 use scoria_core::status::{AttachStatus, SnapshotStatus, VolumeStatus};
+use scoria_core::transitions::volume;
 use scoria_core::{time, Error};
 use scoria_db::{
     AttachGate, AttachmentChanges, Db, MetaKind, Page, SortDir, VolumeChanges, VolumeGuard,
@@ -132,8 +133,9 @@ async fn delete_guard_respects_snapshots() {
             .insert_snapshot(&snap, &[VolumeStatus::Available])
             .await
             .unwrap());
+        let deletable = volume::DELETE.from.statuses();
         let guard = VolumeGuard {
-            statuses: Some(VolumeStatus::DELETABLE),
+            statuses: Some(&deletable),
             no_snapshots: true,
             host: None,
         };
