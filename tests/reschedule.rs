@@ -1,7 +1,8 @@
 //! Rescheduling, in one process: a create that fails on one backend is
 //! retried on another, and after `scheduler_max_attempts` the volume ends in
-//! `error` with a message naming every failure. The failures come from the
-//! fault-injection `fake` driver.
+//! `error` with a message naming every failure; a permanent failure is not
+//! retried. The failures are injected (`fault_inject`) around the test-only
+//! `fake` driver.
 
 mod common;
 
