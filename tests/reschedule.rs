@@ -10,7 +10,10 @@ use common::{fake, TestSite};
 use scoria_core::config::BackendConfig;
 
 fn backend(name: &str, capacity: &str, fail: &str) -> BackendConfig {
-    fake(name, &[("fake_capacity_gb", capacity), ("fake_fail", fail)])
+    fake(
+        name,
+        &[("fake_capacity_gb", capacity), ("fault_inject", fail)],
+    )
 }
 
 async fn start(backends: &[BackendConfig], max_attempts: u32) -> TestSite {
@@ -65,4 +68,20 @@ async fn attempts_are_bounded_and_explained() {
         !text.contains("testhost@a:"),
         "only two attempts may be made: {text}"
     );
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_not_rescheduled() {
+    let c = start(
+        &[
+            backend("broken", "1000", "create_volume:permanent"),
+            backend("good", "100", ""),
+        ],
+        3,
+    )
+    .await;
+    let id = c.create_volume().await;
+    let v = c.wait_volume(&id, |v| v["status"] != "creating").await;
+    assert_eq!(v["status"], "error", "{v}");
+    assert_eq!(v["os-vol-host-attr:host"], "testhost@broken#broken", "{v}");
 }
