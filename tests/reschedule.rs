@@ -1,7 +1,8 @@
 //! Rescheduling, in one process: a create that fails on one backend is
 //! retried on another, and after `scheduler_max_attempts` the volume ends in
-//! `error` with a message naming every failure. The failures come from the
-//! fault-injection `fake` driver.
+//! `error` with a message naming every failure; a permanent failure is not
+//! retried. The failures are injected (`fault_inject`) around the test-only
+//! `fake` driver.
 
 mod common;
 
@@ -9,7 +10,10 @@ use common::{fake, TestSite};
 use scoria_core::config::BackendConfig;
 
 fn backend(name: &str, capacity: &str, fail: &str) -> BackendConfig {
-    fake(name, &[("fake_capacity_gb", capacity), ("fake_fail", fail)])
+    fake(
+        name,
+        &[("fake_capacity_gb", capacity), ("fault_inject", fail)],
+    )
 }
 
 async fn start(backends: &[BackendConfig], max_attempts: u32) -> TestSite {
@@ -64,4 +68,20 @@ async fn attempts_are_bounded_and_explained() {
         !text.contains("testhost@a:"),
         "only two attempts may be made: {text}"
     );
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_not_rescheduled() {
+    let c = start(
+        &[
+            backend("broken", "1000", "create_volume:permanent"),
+            backend("good", "100", ""),
+        ],
+        3,
+    )
+    .await;
+    let id = c.create_volume().await;
+    let v = c.wait_volume(&id, |v| v["status"] != "creating").await;
+    assert_eq!(v["status"], "error", "{v}");
+    assert_eq!(v["os-vol-host-attr:host"], "testhost@broken#broken", "{v}");
 }

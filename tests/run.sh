@@ -249,14 +249,18 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step "cargo fmt" cargo fmt --all -- --check
 
-log "cargo build --workspace --all-targets"
-cargo build --workspace --all-targets || die "cargo build failed"
+# The test build: the server binary gets the test-only `fake` driver and the
+# fault-injection layer the e2e tests configure. Every cargo line below uses
+# the same selection and features, so they share one build.
+FEATURES=(--workspace --features scoria/fault-injection)
+log "cargo build ${FEATURES[*]} --all-targets"
+cargo build "${FEATURES[@]}" --all-targets || die "cargo build failed"
 
-step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
-step "cargo test" cargo test --workspace
+step "cargo clippy" cargo clippy "${FEATURES[@]}" --all-targets -- -D warnings
+step "cargo test" cargo test "${FEATURES[@]}"
 # Workspace-wide selection reuses the build above (a -p selection resolves
 # features differently and would rebuild every dependency).
-step "reflink test" cargo test --workspace --test file_compliance -- --ignored
+step "reflink test" cargo test "${FEATURES[@]}" --test file_compliance -- --ignored
 
 export SCORIA_BIN="${SCORIA_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/scoria}"
 # Two workers, one test file each: much of a file's time is waiting on services.

@@ -30,7 +30,7 @@ volume_backend_name = files
 [faulty]
 volume_driver = fake
 volume_backend_name = faulty
-fake_fail = initialize_connection
+fault_inject = initialize_connection
 
 [nova]
 endpoint_override = http://127.0.0.1:9/v2.1

@@ -371,14 +371,11 @@ mod tests {
             capabilities: Capabilities {
                 native_clone: true,
                 thin_provisioning: true,
-                thick_provisioning: false,
                 multiattach: true,
                 online_extend: true,
-                shared_targets: false,
-                snapshot_revert: false,
                 local_attach: true,
                 min_volume_gb: 1,
-                max_volume_gb: None,
+                ..Default::default()
             },
             stats: BackendStats {
                 volume_backend_name: "file".into(),

@@ -7,8 +7,9 @@ use crate::capacity::Capacity;
 
 /// What a driver can do, declared once by the driver. The scheduler copies the
 /// flags into pool capabilities, the api refuses what a backend cannot do, and
-/// the compliance kit picks its tests from it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// the compliance kit picks its tests from it. The default declares nothing
+/// (every flag off, no size limits).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Capabilities {
     /// Snapshots and clones without a full data copy.
     pub native_clone: bool,

@@ -1,4 +1,5 @@
-//! The compliance kit: one behavioural test suite every driver must pass.
+//! The compliance kit (cargo feature `compliance`, tests only): one
+//! behavioural suite every driver must pass.
 //!
 //! A driver's test file names an async constructor of a fresh, set-up driver
 //! in one line:
@@ -6,76 +7,59 @@
 //! ```text
 //! async fn fixture() -> Fixture {
 //!     let dir = tempfile::tempdir().unwrap();
-//!     let driver = my_driver_in(dir.path()).await; // setup() already done
+//!     let driver = my_driver_in(dir.path()).await; // registry::create + setup()
 //!     Fixture::new(driver).keeping(dir)
 //! }
 //! scoria_drivers::compliance_tests!(fixture);
 //! ```
 //!
-//! That expands to one `#[test]` per check below, so `cargo test` lists each
-//! check by name. Every check gets its own driver from the constructor, and
-//! everything a check creates is deleted afterwards (a failing delete fails the
-//! check). Checks that need a capability the driver does not declare pass
-//! without doing anything and print why.
+//! That expands to one `#[test]` running [`run_suite`]: the kit asks a first
+//! driver what it declares (its [`Capabilities`], whether it stores data, what
+//! its stats report), registers the checks of [`CHECKS`] those declarations
+//! call for, runs each on its own fresh driver, and prints which ran (passed
+//! or failed) and which the declarations excluded, and why. An excluded check
+//! is never counted as passed; a failed one fails the test.
+//!
+//! Data checks read and write volumes through the driver's own data access
+//! ([`VolumeDriver::data_access`]), so they run on every driver that stores
+//! data, with or without a local attach; local attach, when declared, is
+//! checked against the same bytes. The kit hands every model update back to
+//! the driver with [`ModelUpdate::apply`], as the volume manager does.
+//! Everything a check creates is deleted afterwards (a failing delete fails
+//! the check).
 
 use std::collections::HashSet;
-use std::fmt::Display;
+use std::fmt::{self, Display};
 use std::fs::OpenOptions;
 use std::future::Future;
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use scoria_core::stats::{Capabilities, PoolStats};
 use scoria_core::Capacity;
 
 use crate::{
-    AccessMode, Chap, Connector, DriverError, DriverResult, ExportSpec, SnapshotSpec, VolumeDriver,
-    VolumeSpec,
+    AccessMode, Chap, Connector, DataAccess, DriverError, DriverResult, ExportSpec, Model,
+    ModelUpdate, SnapshotSpec, VolumeData, VolumeDriver, VolumeSpec,
 };
 
-/// Expands to one `#[test]` per compliance check.
+/// Expands to one `#[test]`, `compliance`, running the kit's suite.
 ///
 /// `make` is a function or closure returning a future of
-/// [`compliance::Fixture`](crate::compliance::Fixture); it is called once per
-/// check. Attributes after it, such as
-/// `compliance_tests!(make, #[ignore = "why"])`, go on every generated test.
+/// [`compliance::Fixture`](crate::compliance::Fixture); it is called once to
+/// learn what the driver declares and once per registered check. Attributes
+/// after it, such as `compliance_tests!(make, #[ignore = "why"])`, go on the test.
 #[macro_export]
 macro_rules! compliance_tests {
-    (@each $attrs:tt $make:expr; $($check:ident),+) => {
-        $( $crate::compliance_tests!(@one $attrs $make; $check); )+
-    };
-    (@one [$($attr:tt)*] $make:expr; $check:ident) => {
-        #[test]
-        $($attr)*
-        fn $check() {
-            $crate::compliance::run_check(
-                stringify!($check),
-                $make,
-                $crate::compliance::$check,
-            );
-        }
-    };
     ($make:expr $(, #[$attr:meta])* $(,)?) => {
-        $crate::compliance_tests!(@each [$(#[$attr])*] $make;
-            setup_is_idempotent,
-            stats_contract,
-            stats_follow_a_create,
-            created_volume_has_its_size,
-            delete_volume_is_idempotent,
-            delete_snapshot_is_idempotent,
-            initialize_connection_reports_a_type,
-            terminate_connection_is_idempotent,
-            snapshot_of_unknown_volume_is_not_found,
-            volume_from_unknown_snapshot_is_not_found,
-            clone_of_unknown_volume_is_not_found,
-            snapshot_keeps_original_data,
-            clone_keeps_original_data,
-            extend_keeps_data,
-            shrink_is_refused,
-            revert_restores_snapshot_data
-        );
+        #[test]
+        $(#[$attr])*
+        fn compliance() {
+            $crate::compliance::run_suite(stringify!($make), $make).assert_passed();
+        }
     };
 }
 
@@ -107,31 +91,255 @@ impl Fixture {
     }
 }
 
-/// Runs one check against a fresh driver from `make`, then deletes what the
-/// check created. Panics with the check's message on failure. Called by
-/// [`compliance_tests!`](crate::compliance_tests).
-pub fn run_check<M, MF, C, CF>(name: &str, make: M, check: C)
+/// What a check needs a driver to declare, beyond the contract every driver keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// It stores data ([`DataAccess::Bytes`]).
+    Data,
+    /// [`Capabilities::local_attach`].
+    LocalAttach,
+    /// [`Capabilities::snapshot_revert`].
+    SnapshotRevert,
+    /// [`Capabilities::online_extend`].
+    OnlineExtend,
+    /// A pool reporting `provisioned_capacity_gb`.
+    ProvisionedCapacity,
+}
+
+/// What a driver declares, as the kit learns it from a first fixture.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// The driver's registry name.
+    pub driver: &'static str,
+    pub caps: Capabilities,
+    /// Whether it provides data access.
+    pub stores_data: bool,
+    /// Whether some pool reports `provisioned_capacity_gb`.
+    pub reports_provisioned: bool,
+}
+
+impl Profile {
+    async fn of(driver: &dyn VolumeDriver) -> Result<Self, String> {
+        let stats = driver.stats().await.ctx("stats")?;
+        Ok(Self {
+            driver: driver.name(),
+            caps: driver.capabilities(),
+            stores_data: matches!(driver.data_access(), DataAccess::Bytes(_)),
+            reports_provisioned: stats
+                .pools
+                .iter()
+                .any(|p| p.provisioned_capacity_gb.is_some()),
+        })
+    }
+
+    /// Why `need` is not met, or `None` when it is.
+    pub fn unmet(&self, need: Need) -> Option<&'static str> {
+        let (met, why) = match need {
+            Need::Data => (
+                self.stores_data,
+                "the driver declares it stores no data (DataAccess::None)",
+            ),
+            Need::LocalAttach => (
+                self.caps.local_attach,
+                "the driver does not declare local_attach",
+            ),
+            Need::SnapshotRevert => (
+                self.caps.snapshot_revert,
+                "the driver does not declare snapshot_revert",
+            ),
+            Need::OnlineExtend => (
+                self.caps.online_extend,
+                "the driver does not declare online_extend",
+            ),
+            Need::ProvisionedCapacity => (
+                self.reports_provisioned,
+                "no pool reports provisioned_capacity_gb",
+            ),
+        };
+        (!met).then_some(why)
+    }
+}
+
+/// A check's future; the suite runs on one thread.
+pub type CheckFuture = Pin<Box<dyn Future<Output = CheckResult>>>;
+
+/// One check of the suite and what it needs the driver to declare.
+#[derive(Clone, Copy)]
+pub struct Check {
+    pub name: &'static str,
+    pub needs: &'static [Need],
+    pub run: fn(Kit) -> CheckFuture,
+}
+
+macro_rules! checks {
+    ($($check:ident: [$($need:ident),*],)+) => {
+        /// Every check of the suite, with what each needs.
+        pub const CHECKS: &[Check] = &[$(
+            Check {
+                name: stringify!($check),
+                needs: &[$(Need::$need),*],
+                run: |kit| Box::pin($check(kit)),
+            }
+        ),+];
+    };
+}
+
+checks! {
+    setup_is_idempotent: [],
+    stats_contract: [],
+    stats_follow_a_create: [ProvisionedCapacity],
+    delete_volume_is_idempotent: [],
+    delete_snapshot_is_idempotent: [],
+    initialize_connection_reports_a_type: [],
+    terminate_connection_is_idempotent: [],
+    snapshot_of_unknown_volume_is_not_found: [],
+    volume_from_unknown_snapshot_is_not_found: [],
+    clone_of_unknown_volume_is_not_found: [],
+    shrink_is_refused: [],
+    created_volume_has_its_size: [Data],
+    snapshot_keeps_original_data: [Data],
+    clone_keeps_original_data: [Data],
+    extend_keeps_data: [Data],
+    refused_shrink_keeps_data: [Data],
+    extend_while_exported_keeps_data: [Data, OnlineExtend],
+    revert_restores_snapshot_data: [Data, SnapshotRevert],
+    local_attach_shows_the_volume_bytes: [Data, LocalAttach],
+}
+
+/// How one check went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Passed,
+    Failed(String),
+    /// Not registered: the driver's declarations exclude it, for this reason.
+    Excluded(&'static str),
+}
+
+/// A suite run: every check of [`CHECKS`] with its outcome.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The fixture's name, as the test wrote it.
+    pub fixture: &'static str,
+    /// What the driver declared; `None` when even that could not be learned.
+    pub profile: Option<Profile>,
+    pub outcomes: Vec<(&'static str, Outcome)>,
+}
+
+impl Report {
+    /// The names of the checks with this outcome kind.
+    fn named(&self, pick: impl Fn(&Outcome) -> bool) -> Vec<&'static str> {
+        self.outcomes
+            .iter()
+            .filter(|(_, outcome)| pick(outcome))
+            .map(|(name, _)| *name)
+            .collect()
+    }
+
+    /// The checks that ran and passed.
+    pub fn passed(&self) -> Vec<&'static str> {
+        self.named(|o| *o == Outcome::Passed)
+    }
+
+    /// The checks that ran and failed.
+    pub fn failed(&self) -> Vec<&'static str> {
+        self.named(|o| matches!(o, Outcome::Failed(_)))
+    }
+
+    /// The checks the driver's declarations excluded.
+    pub fn excluded(&self) -> Vec<&'static str> {
+        self.named(|o| matches!(o, Outcome::Excluded(_)))
+    }
+
+    /// Prints the report, then panics unless every registered check passed.
+    pub fn assert_passed(self) {
+        println!("{self}");
+        let failed = self.failed();
+        assert!(
+            failed.is_empty() && !self.passed().is_empty(),
+            "compliance of {} failed: {}",
+            self.fixture,
+            failed.join(", ")
+        );
+    }
+}
+
+impl Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let driver = self.profile.as_ref().map_or("?", |p| p.driver);
+        writeln!(
+            f,
+            "compliance of the `{driver}` driver ({}): {} ran ({} passed, {} failed), {} excluded by its declarations",
+            self.fixture,
+            self.passed().len() + self.failed().len(),
+            self.passed().len(),
+            self.failed().len(),
+            self.excluded().len()
+        )?;
+        for (name, outcome) in &self.outcomes {
+            match outcome {
+                Outcome::Passed => writeln!(f, "  passed    {name}")?,
+                Outcome::Failed(why) => writeln!(f, "  FAILED    {name}: {why}")?,
+                Outcome::Excluded(why) => writeln!(f, "  excluded  {name}: {why}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Learns what the driver from `make` declares, runs every check that calls
+/// for on a fresh driver from `make`, and reports each check's outcome.
+/// Called by [`compliance_tests!`](crate::compliance_tests).
+pub fn run_suite<M, MF>(fixture: &'static str, make: M) -> Report
 where
-    M: FnOnce() -> MF,
+    M: Fn() -> MF,
     MF: Future<Output = Fixture>,
-    C: FnOnce(Kit) -> CF,
-    CF: Future<Output = CheckResult>,
 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("cannot start a tokio runtime");
-    let outcome = runtime.block_on(async {
-        let fixture = make().await;
-        let kit = Kit::new(Arc::clone(&fixture.driver)).await?;
-        let checked = check(kit.clone()).await;
-        match (checked, kit.cleanup().await) {
-            (Err(failed), Err(cleanup)) => Err(format!("{failed}; cleanup also failed: {cleanup}")),
-            (checked, cleaned) => checked.and(cleaned),
+    runtime.block_on(async {
+        let profile = match Profile::of(make().await.driver.as_ref()).await {
+            Ok(profile) => profile,
+            Err(why) => {
+                return Report {
+                    fixture,
+                    profile: None,
+                    outcomes: vec![("profile", Outcome::Failed(why))],
+                }
+            }
+        };
+        let mut outcomes = Vec::with_capacity(CHECKS.len());
+        for check in CHECKS {
+            let outcome = match check.needs.iter().find_map(|n| profile.unmet(*n)) {
+                Some(why) => Outcome::Excluded(why),
+                None => match run_check(&make, check).await {
+                    Ok(()) => Outcome::Passed,
+                    Err(why) => Outcome::Failed(why),
+                },
+            };
+            outcomes.push((check.name, outcome));
         }
-    });
-    if let Err(message) = outcome {
-        panic!("compliance check {name} failed: {message}");
+        Report {
+            fixture,
+            profile: Some(profile),
+            outcomes,
+        }
+    })
+}
+
+/// Runs one check on a fresh driver, then deletes what it created.
+async fn run_check<M, MF>(make: &M, check: &Check) -> CheckResult
+where
+    M: Fn() -> MF,
+    MF: Future<Output = Fixture>,
+{
+    let fixture = make().await;
+    let kit = Kit::new(Arc::clone(&fixture.driver)).await?;
+    let checked = (check.run)(kit.clone()).await;
+    match (checked, kit.cleanup().await) {
+        (Err(failed), Err(cleanup)) => Err(format!("{failed}; cleanup also failed: {cleanup}")),
+        (checked, cleaned) => checked.and(cleaned),
     }
 }
 
@@ -140,8 +348,6 @@ const GIB: u64 = 1 << 30;
 const OFFSETS: [u64; 3] = [0, 4096 * 3 + 17, GIB - 64];
 const ORIGINAL: &str = "original";
 const OVERWRITTEN: &str = "overwritten";
-const NO_LOCAL_ATTACH: &str = "the driver does not declare local_attach";
-const NO_REVERT: &str = "the driver does not declare snapshot_revert";
 
 /// The 32 bytes a data check writes at `offset`, distinct per tag and offset.
 fn pattern(tag: &str, offset: u64) -> Vec<u8> {
@@ -150,12 +356,6 @@ fn pattern(tag: &str, offset: u64) -> Vec<u8> {
 
 fn gib(size: i64) -> u64 {
     u64::try_from(size).unwrap_or(0) * GIB
-}
-
-/// Reports a check that does not apply to this driver as passed, saying why.
-fn skipped(reason: &str) -> CheckResult {
-    eprintln!("skipped: {reason}");
-    Ok(())
 }
 
 macro_rules! ensure {
@@ -247,24 +447,32 @@ impl Kit {
         self.record(Created::Volume(volume.clone()));
     }
 
+    /// Keeps what a create answered: applies its model update to `model`, as
+    /// the volume manager does, and records the result for cleanup (also when
+    /// the create failed, so a half-made one is removed too).
+    fn keep<T: Model + Clone>(
+        &self,
+        mut model: T,
+        made: DriverResult<ModelUpdate>,
+        doing: &str,
+        created: fn(T) -> Created,
+    ) -> Result<T, String> {
+        let made = made.map(|update| update.apply(&mut model));
+        self.record(created(model.clone()));
+        made.ctx(doing)?;
+        Ok(model)
+    }
+
     async fn create_volume(&self, size: i64) -> Result<VolumeSpec, String> {
         let volume = self.spec(size);
-        self.will_create(&volume);
-        self.driver
-            .create_volume(&volume)
-            .await
-            .ctx("create_volume")?;
-        Ok(volume)
+        let made = self.driver.create_volume(&volume).await;
+        self.keep(volume, made, "create_volume", Created::Volume)
     }
 
     async fn snapshot(&self, volume: &VolumeSpec) -> Result<SnapshotSpec, String> {
         let snapshot = self.snapshot_spec(volume);
-        self.record(Created::Snapshot(snapshot.clone()));
-        self.driver
-            .create_snapshot(&snapshot, volume)
-            .await
-            .ctx("create_snapshot")?;
-        Ok(snapshot)
+        let made = self.driver.create_snapshot(&snapshot, volume).await;
+        self.keep(snapshot, made, "create_snapshot", Created::Snapshot)
     }
 
     async fn volume_from_snapshot(
@@ -273,22 +481,17 @@ impl Kit {
         size: i64,
     ) -> Result<VolumeSpec, String> {
         let volume = self.spec(size);
-        self.will_create(&volume);
-        self.driver
+        let made = self
+            .driver
             .create_volume_from_snapshot(&volume, snapshot)
-            .await
-            .ctx("create_volume_from_snapshot")?;
-        Ok(volume)
+            .await;
+        self.keep(volume, made, "create_volume_from_snapshot", Created::Volume)
     }
 
     async fn clone_of(&self, source: &VolumeSpec, size: i64) -> Result<VolumeSpec, String> {
         let volume = self.spec(size);
-        self.will_create(&volume);
-        self.driver
-            .create_cloned_volume(&volume, source)
-            .await
-            .ctx("create_cloned_volume")?;
-        Ok(volume)
+        let made = self.driver.create_cloned_volume(&volume, source).await;
+        self.keep(volume, made, "create_cloned_volume", Created::Volume)
     }
 
     /// Deletes everything the check created, newest first.
@@ -311,6 +514,76 @@ impl Kit {
         Ok(())
     }
 
+    /// The driver's data access; an error for a driver that stores no data.
+    fn data(&self) -> Result<&dyn VolumeData, String> {
+        match self.driver.data_access() {
+            DataAccess::Bytes(data) => Ok(data),
+            DataAccess::None => Err("the driver declares it stores no data".into()),
+        }
+    }
+
+    /// Writes `tag`'s pattern at each offset of the volume, through the driver's data access.
+    async fn write(&self, volume: &VolumeSpec, tag: &str, offsets: &[u64]) -> CheckResult {
+        let data = self.data()?;
+        for &offset in offsets {
+            data.write_at(volume, offset, &pattern(tag, offset))
+                .await
+                .ctx(&format!("writing volume {} at offset {offset}", volume.id))?;
+        }
+        Ok(())
+    }
+
+    /// Fails unless `tag`'s pattern is found at each offset of the volume.
+    async fn expect(&self, volume: &VolumeSpec, tag: &str, offsets: &[u64]) -> CheckResult {
+        let data = self.data()?;
+        for &offset in offsets {
+            let want = pattern(tag, offset);
+            let found = data
+                .read_at(volume, offset, want.len())
+                .await
+                .ctx(&format!("reading volume {} at offset {offset}", volume.id))?;
+            expect_pattern(volume, tag, offset, &found)?;
+        }
+        Ok(())
+    }
+
+    /// Fails unless the volume is exactly `size` GiB long.
+    async fn expect_size(&self, volume: &VolumeSpec, size: i64) -> CheckResult {
+        let len = self
+            .data()?
+            .byte_size(volume)
+            .await
+            .ctx(&format!("size of volume {}", volume.id))?;
+        ensure!(
+            len == gib(size),
+            "volume {} should be {size} GiB ({} bytes) but holds {len} bytes",
+            volume.id,
+            gib(size)
+        );
+        Ok(())
+    }
+
+    /// Grows `volume`, holding the original pattern, by 1 GiB; checks the
+    /// data stayed, the new size shows and the new space is usable; returns
+    /// the volume as the volume manager then describes it.
+    async fn extend_keeping(&self, volume: &VolumeSpec) -> Result<VolumeSpec, String> {
+        let new_size = volume.size + 1;
+        self.driver
+            .extend_volume(volume, new_size)
+            .await
+            .ctx("extend_volume")?;
+        let grown = VolumeSpec {
+            size: new_size,
+            ..volume.clone()
+        };
+        self.expect(&grown, ORIGINAL, &OFFSETS).await?;
+        self.expect_size(&grown, new_size).await?;
+        let near_new_end = [gib(new_size) - 64];
+        self.write(&grown, OVERWRITTEN, &near_new_end).await?;
+        self.expect(&grown, OVERWRITTEN, &near_new_end).await?;
+        Ok(grown)
+    }
+
     /// Attaches `volume` locally, runs `io` on its path off the runtime, and detaches.
     async fn with_device<T, F>(&self, volume: &VolumeSpec, io: F) -> Result<T, String>
     where
@@ -321,68 +594,9 @@ impl Kit {
         let done = tokio::task::spawn_blocking(move || io(&device.path))
             .await
             .ctx("device I/O task")
-            .and_then(|r| r.ctx(&format!("I/O on volume {}", volume.id)));
+            .and_then(|r| r.ctx(&format!("I/O on the attached volume {}", volume.id)));
         self.driver.local_detach(volume).await.ctx("local_detach")?;
         done
-    }
-
-    /// Writes `tag`'s pattern at each offset of the volume.
-    async fn write(&self, volume: &VolumeSpec, tag: &'static str, offsets: &[u64]) -> CheckResult {
-        let offsets = offsets.to_vec();
-        self.with_device(volume, move |path| {
-            let device = OpenOptions::new().write(true).open(path)?;
-            for offset in offsets {
-                device.write_all_at(&pattern(tag, offset), offset)?;
-            }
-            device.sync_all()
-        })
-        .await
-    }
-
-    /// Fails unless `tag`'s pattern is found at each offset of the volume.
-    async fn expect(&self, volume: &VolumeSpec, tag: &'static str, offsets: &[u64]) -> CheckResult {
-        let offsets = offsets.to_vec();
-        let found = self
-            .with_device(volume, move |path| {
-                let device = OpenOptions::new().read(true).open(path)?;
-                offsets
-                    .into_iter()
-                    .map(|offset| {
-                        let mut buf = vec![0; pattern(tag, offset).len()];
-                        device.read_exact_at(&mut buf, offset)?;
-                        Ok((offset, buf))
-                    })
-                    .collect::<std::io::Result<Vec<_>>>()
-            })
-            .await?;
-        for (offset, bytes) in found {
-            ensure!(
-                bytes == pattern(tag, offset),
-                "volume {} at offset {offset}: expected the {tag:?} pattern, found {:?}",
-                volume.id,
-                String::from_utf8_lossy(&bytes)
-            );
-        }
-        Ok(())
-    }
-
-    /// Fails unless the locally attached volume is exactly `size` GiB long.
-    async fn expect_size(&self, volume: &VolumeSpec, size: i64) -> CheckResult {
-        let len = self
-            .with_device(volume, |path| {
-                OpenOptions::new()
-                    .read(true)
-                    .open(path)?
-                    .seek(SeekFrom::End(0))
-            })
-            .await?;
-        ensure!(
-            len == gib(size),
-            "volume {} should be {size} GiB ({} bytes) but the device has {len} bytes",
-            volume.id,
-            gib(size)
-        );
-        Ok(())
     }
 
     /// The sum of the pools' provisioned capacity, or `None` if no pool reports it.
@@ -394,6 +608,17 @@ impl Kit {
             .filter_map(|p| p.provisioned_capacity_gb)
             .reduce(|a, b| a + b))
     }
+}
+
+/// Fails unless `found` is `tag`'s pattern for `offset`.
+fn expect_pattern(volume: &VolumeSpec, tag: &str, offset: u64, found: &[u8]) -> CheckResult {
+    ensure!(
+        found == pattern(tag, offset),
+        "volume {} at offset {offset}: expected the {tag:?} pattern, found {:?}",
+        volume.id,
+        String::from_utf8_lossy(found)
+    );
+    Ok(())
 }
 
 /// An export for a made-up attachment of the compliance kit's host.
@@ -522,9 +747,7 @@ fn check_pool(pool: &PoolStats, caps: &Capabilities) -> CheckResult {
 
 /// Provisioned capacity grows when a volume is created and stats are fetched again.
 pub async fn stats_follow_a_create(kit: Kit) -> CheckResult {
-    let Some(before) = kit.provisioned_gb().await? else {
-        return skipped("no pool reports provisioned_capacity_gb");
-    };
+    let before = kit.provisioned_gb().await?.unwrap_or_default();
     let volume = kit.create_volume(kit.base_size()).await?;
     let after = kit.provisioned_gb().await?.unwrap_or_default();
     ensure!(
@@ -535,11 +758,8 @@ pub async fn stats_follow_a_create(kit: Kit) -> CheckResult {
     Ok(())
 }
 
-/// A new volume, attached locally, is exactly its size.
+/// A new volume is exactly its size.
 pub async fn created_volume_has_its_size(kit: Kit) -> CheckResult {
-    if !kit.caps.local_attach {
-        return skipped(NO_LOCAL_ATTACH);
-    }
     let volume = kit.create_volume(kit.base_size()).await?;
     kit.expect_size(&volume, volume.size).await
 }
@@ -666,9 +886,6 @@ pub async fn clone_of_unknown_volume_is_not_found(kit: Kit) -> CheckResult {
 /// A volume made from a snapshot holds the data of the moment the snapshot
 /// was taken, not later writes to the source, and has the bigger size asked for.
 pub async fn snapshot_keeps_original_data(kit: Kit) -> CheckResult {
-    if !kit.caps.local_attach {
-        return skipped(NO_LOCAL_ATTACH);
-    }
     let source = kit.create_volume(kit.base_size()).await?;
     kit.write(&source, ORIGINAL, &OFFSETS).await?;
     let snapshot = kit.snapshot(&source).await?;
@@ -683,9 +900,6 @@ pub async fn snapshot_keeps_original_data(kit: Kit) -> CheckResult {
 /// A clone holds the source's data at the time of cloning, not later writes
 /// to the source, and has the bigger size asked for.
 pub async fn clone_keeps_original_data(kit: Kit) -> CheckResult {
-    if !kit.caps.local_attach {
-        return skipped(NO_LOCAL_ATTACH);
-    }
     let source = kit.create_volume(kit.base_size()).await?;
     kit.write(&source, ORIGINAL, &OFFSETS).await?;
     let clone = kit.clone_of(&source, source.size + 1).await?;
@@ -698,48 +912,57 @@ pub async fn clone_keeps_original_data(kit: Kit) -> CheckResult {
 
 /// Extending keeps the data, shows the new size, and the new space is usable.
 pub async fn extend_keeps_data(kit: Kit) -> CheckResult {
-    if !kit.caps.local_attach {
-        return skipped(NO_LOCAL_ATTACH);
-    }
     let volume = kit.create_volume(kit.base_size()).await?;
     kit.write(&volume, ORIGINAL, &OFFSETS).await?;
-    let new_size = volume.size + 1;
-    kit.driver
-        .extend_volume(&volume, new_size)
-        .await
-        .ctx("extend_volume")?;
-
-    kit.expect(&volume, ORIGINAL, &OFFSETS).await?;
-    kit.expect_size(&volume, new_size).await?;
-    let near_new_end = [gib(new_size) - 64];
-    kit.write(&volume, OVERWRITTEN, &near_new_end).await?;
-    kit.expect(&volume, OVERWRITTEN, &near_new_end).await
+    kit.extend_keeping(&volume).await.map(drop)
 }
 
-/// Extending to a smaller size fails and leaves the volume as it was.
+/// Extending to a smaller size fails.
 pub async fn shrink_is_refused(kit: Kit) -> CheckResult {
     let volume = kit.create_volume(kit.base_size() + 1).await?;
-    if kit.caps.local_attach {
-        kit.write(&volume, ORIGINAL, &OFFSETS).await?;
-    }
     let shrunk = kit.driver.extend_volume(&volume, volume.size - 1).await;
     ensure!(shrunk.is_err(), "extend_volume to a smaller size succeeded");
-    if kit.caps.local_attach {
-        kit.expect(&volume, ORIGINAL, &OFFSETS).await?;
-        kit.expect_size(&volume, volume.size).await?;
-    }
     Ok(())
+}
+
+/// A refused shrink leaves the volume's data and size as they were.
+pub async fn refused_shrink_keeps_data(kit: Kit) -> CheckResult {
+    let volume = kit.create_volume(kit.base_size() + 1).await?;
+    kit.write(&volume, ORIGINAL, &OFFSETS).await?;
+    let _refused = kit.driver.extend_volume(&volume, volume.size - 1).await;
+    kit.expect(&volume, ORIGINAL, &OFFSETS).await?;
+    kit.expect_size(&volume, volume.size).await
+}
+
+/// Extending an exported volume keeps its data and export, and the new space is usable.
+pub async fn extend_while_exported_keeps_data(kit: Kit) -> CheckResult {
+    let volume = kit.create_volume(kit.base_size()).await?;
+    kit.write(&volume, ORIGINAL, &OFFSETS).await?;
+    let export = export("attachment-online");
+    let before = kit
+        .driver
+        .initialize_connection(&volume, &export)
+        .await
+        .ctx("initialize_connection")?;
+    let grown = kit.extend_keeping(&volume).await?;
+    let after = kit
+        .driver
+        .initialize_connection(&grown, &export)
+        .await
+        .ctx("initialize_connection repeated after the extend")?;
+    ensure!(
+        after.driver_volume_type == before.driver_volume_type,
+        "the export changed type across an online extend: {before:?} -> {after:?}"
+    );
+    kit.driver
+        .terminate_connection(&grown, Some("attachment-online"))
+        .await
+        .ctx("terminate_connection")
 }
 
 /// Reverting a volume to its snapshot brings back the snapshot's data at the
 /// volume's size, and the snapshot still holds that data afterwards.
 pub async fn revert_restores_snapshot_data(kit: Kit) -> CheckResult {
-    if !kit.caps.snapshot_revert {
-        return skipped(NO_REVERT);
-    }
-    if !kit.caps.local_attach {
-        return skipped(NO_LOCAL_ATTACH);
-    }
     let volume = kit.create_volume(kit.base_size()).await?;
     kit.write(&volume, ORIGINAL, &OFFSETS).await?;
     let snapshot = kit.snapshot(&volume).await?;
@@ -753,4 +976,141 @@ pub async fn revert_restores_snapshot_data(kit: Kit) -> CheckResult {
     kit.expect_size(&volume, volume.size).await?;
     let copy = kit.volume_from_snapshot(&snapshot, volume.size).await?;
     kit.expect(&copy, ORIGINAL, &OFFSETS).await
+}
+
+/// A local attach opens the very bytes the driver's data access reads and
+/// writes, at the volume's size.
+pub async fn local_attach_shows_the_volume_bytes(kit: Kit) -> CheckResult {
+    let volume = kit.create_volume(kit.base_size()).await?;
+    kit.write(&volume, ORIGINAL, &OFFSETS).await?;
+    let (len, found) = kit
+        .with_device(&volume, |path| {
+            let mut device = OpenOptions::new().read(true).write(true).open(path)?;
+            let found = OFFSETS
+                .iter()
+                .map(|&offset| {
+                    let mut buf = vec![0; pattern(ORIGINAL, offset).len()];
+                    device.read_exact_at(&mut buf, offset)?;
+                    device.write_all_at(&pattern(OVERWRITTEN, offset), offset)?;
+                    Ok((offset, buf))
+                })
+                .collect::<std::io::Result<Vec<_>>>()?;
+            device.sync_all()?;
+            Ok((device.seek(SeekFrom::End(0))?, found))
+        })
+        .await?;
+    ensure!(
+        len == gib(volume.size),
+        "the attached volume {} has {len} bytes, not {}",
+        volume.id,
+        gib(volume.size)
+    );
+    for (offset, bytes) in found {
+        expect_pattern(&volume, ORIGINAL, offset, &bytes)?;
+    }
+    kit.expect(&volume, OVERWRITTEN, &OFFSETS).await
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use scoria_core::config::BackendConfig;
+
+    use super::*;
+    use crate::fake::FakeDriver;
+    use crate::layers::{Layer, Layered, Operation};
+
+    /// Claims to store data for the driver it wraps, but drops every write
+    /// and reads zeros: a driver that stores nothing.
+    struct DropsWrites;
+
+    impl Layer for DropsWrites {
+        async fn around<T: Send>(
+            &self,
+            _op: Operation,
+            call: impl Future<Output = DriverResult<T>> + Send,
+        ) -> DriverResult<T> {
+            call.await
+        }
+
+        fn data_access<'a>(&'a self, _inner: DataAccess<'a>) -> DataAccess<'a> {
+            DataAccess::Bytes(self)
+        }
+    }
+
+    #[async_trait]
+    impl VolumeData for DropsWrites {
+        async fn byte_size(&self, volume: &VolumeSpec) -> DriverResult<u64> {
+            Ok(gib(volume.size))
+        }
+
+        async fn read_at(&self, _: &VolumeSpec, _: u64, len: usize) -> DriverResult<Vec<u8>> {
+            Ok(vec![0; len])
+        }
+
+        async fn write_at(&self, _: &VolumeSpec, _: u64, _: &[u8]) -> DriverResult<()> {
+            Ok(())
+        }
+    }
+
+    fn fake() -> Arc<dyn VolumeDriver> {
+        let config = BackendConfig {
+            name: "fake".into(),
+            driver: FakeDriver::NAME.into(),
+            volume_backend_name: "fake".into(),
+            options: Default::default(),
+        };
+        FakeDriver::create(&config).unwrap()
+    }
+
+    async fn fake_storing_nothing() -> Fixture {
+        Fixture::new(Arc::new(Layered::new(fake(), DropsWrites)))
+    }
+
+    async fn plain_fake() -> Fixture {
+        Fixture::new(fake())
+    }
+
+    #[test]
+    fn a_driver_storing_nothing_fails_the_data_checks() {
+        let report = run_suite("fake_storing_nothing", fake_storing_nothing);
+        println!("{report}");
+        assert_eq!(
+            report.failed(),
+            [
+                "snapshot_keeps_original_data",
+                "clone_keeps_original_data",
+                "extend_keeps_data",
+                "refused_shrink_keeps_data",
+                "extend_while_exported_keeps_data",
+            ],
+            "{report}"
+        );
+        assert!(report.passed().contains(&"setup_is_idempotent"), "{report}");
+        let outcome = std::panic::catch_unwind(|| report.assert_passed());
+        assert!(outcome.is_err(), "a failed check must fail the test");
+    }
+
+    #[test]
+    fn declared_capabilities_pick_the_checks_and_exclusions_are_not_passes() {
+        let report = run_suite("plain_fake", plain_fake);
+        println!("{report}");
+        assert!(report.failed().is_empty(), "{report}");
+        let data_checks: Vec<_> = CHECKS
+            .iter()
+            .filter(|c| c.needs.contains(&Need::Data))
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(report.excluded(), data_checks, "{report}");
+        assert!(
+            !report
+                .passed()
+                .iter()
+                .any(|name| data_checks.contains(name)),
+            "{report}"
+        );
+        assert!(report.to_string().contains(
+            "excluded  snapshot_keeps_original_data: the driver declares it stores no data"
+        ));
+    }
 }

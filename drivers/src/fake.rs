@@ -1,50 +1,56 @@
-//! The `fake` driver: FOR FAULT INJECTION IN TESTS ONLY. It stores nothing
-//! but sizes in memory, and can be told to be slow or to fail, so tests can
-//! exercise rescheduling, restarts and timeouts.
+//! The `fake` driver (cargo feature `fake`): FOR TESTS ONLY. It keeps volume
+//! and snapshot sizes in memory and no data, declaring so
+//! ([`DataAccess::None`]); the fault-injection layer
+//! ([`crate::layers`], `fault_inject`, `fault_delay_ms`) makes it fail or slow.
 //!
-//! Options of the backend section:
-//! - `fake_capacity_gb` (default `100`): the pool's total size;
-//! - `fake_delay_ms` (default `0`): how long every create, delete, snapshot
-//!   and extend takes;
-//! - `fake_fail` (default empty): comma-separated operations that always fail
-//!   with a temporary backend error: `create_volume`, `delete_volume`,
-//!   `create_snapshot`, `delete_snapshot`, `extend_volume`,
-//!   `initialize_connection`.
+//! It hands out a `provider_location` for every volume and snapshot it makes
+//! and refuses a call that does not bring it back, so the tests running on it
+//! check that the volume manager and the compliance kit pass model updates on.
+//!
+//! Option of the backend section: `fake_capacity_gb` (default `100`), the
+//! pool's total size.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use scoria_core::config::{BackendConfig, OptionDoc};
 use scoria_core::stats::{BackendStats, Capabilities, PoolStats};
 use scoria_core::Capacity;
+use serde::Deserialize;
 use serde_json::Map;
 
+use crate::options::from_options;
 use crate::{
-    ConnectionInfo, DriverError, DriverResult, ExportSpec, LocalDevice, ModelUpdate, SnapshotSpec,
-    VolumeDriver, VolumeSpec,
+    ConnectionInfo, DataAccess, DriverError, DriverResult, ExportSpec, LocalDevice, ModelUpdate,
+    SnapshotSpec, VolumeDriver, VolumeSpec,
 };
 
-/// A fault-injection driver that keeps volume sizes in memory.
+/// A test driver that keeps volume and snapshot sizes in memory.
 #[derive(Debug)]
 pub struct FakeDriver {
     backend_name: String,
     capacity_gb: f64,
-    delay: Duration,
-    failing: HashSet<String>,
     /// Volume id → size in GiB; snapshot id → size in GiB.
     volumes: Mutex<HashMap<String, i64>>,
     snapshots: Mutex<HashMap<String, i64>>,
 }
 
-fn option<T: std::str::FromStr>(config: &BackendConfig, key: &str, default: T) -> DriverResult<T> {
-    match config.options.get(key) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| {
-            DriverError::InvalidConfig(format!("backend {}: {key} = {v} is not valid", config.name))
-        }),
-    }
+/// The fake driver's options.
+#[derive(Debug, Deserialize)]
+pub struct FakeConfig {
+    /// Total capacity the pool reports, in GiB.
+    #[serde(default = "default_capacity")]
+    pub fake_capacity_gb: f64,
+}
+
+fn default_capacity() -> f64 {
+    100.0
+}
+
+/// The `provider_location` the fake gives resource `id`.
+fn location(kind: &str, id: &str) -> String {
+    format!("fake://{kind}/{id}")
 }
 
 impl FakeDriver {
@@ -52,44 +58,19 @@ impl FakeDriver {
     pub const NAME: &'static str = "fake";
 
     /// The backend-section options the driver reads.
-    pub const OPTIONS: &'static [OptionDoc] = &[
-        OptionDoc {
-            name: "fake_capacity_gb",
-            default: "100.0",
-            cinder: None,
-            help: "Total capacity the fake backend reports, in GiB.",
-        },
-        OptionDoc {
-            name: "fake_delay_ms",
-            default: "0",
-            cinder: None,
-            help: "Delay added to every driver call, in milliseconds.",
-        },
-        OptionDoc {
-            name: "fake_fail",
-            default: "",
-            cinder: None,
-            help: "Comma-separated driver operations that fail (fault injection for tests).",
-        },
-    ];
+    pub const OPTIONS: &'static [OptionDoc] = &[OptionDoc {
+        name: "fake_capacity_gb",
+        default: "100.0",
+        cinder: None,
+        help: "Total capacity the fake backend reports, in GiB.",
+    }];
 
     /// Reads the options of `config`.
     pub fn new(config: &BackendConfig) -> DriverResult<Self> {
-        let failing = config
-            .options
-            .get("fake_fail")
-            .map(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let options: FakeConfig = from_options(config)?;
         Ok(FakeDriver {
             backend_name: config.volume_backend_name.clone(),
-            capacity_gb: option(config, "fake_capacity_gb", 100.0)?,
-            delay: Duration::from_millis(option(config, "fake_delay_ms", 0)?),
-            failing,
+            capacity_gb: options.fake_capacity_gb,
             volumes: Mutex::default(),
             snapshots: Mutex::default(),
         })
@@ -100,18 +81,38 @@ impl FakeDriver {
         Ok(Arc::new(FakeDriver::new(config)?))
     }
 
-    /// Waits the configured delay, then fails if `op` is set to fail.
-    async fn act(&self, op: &str) -> DriverResult<()> {
-        if !self.delay.is_zero() {
-            tokio::time::sleep(self.delay).await;
+    /// Refuses a known resource handed over without the location the fake gave it.
+    fn expect_location(kind: &str, id: &str, given: &Option<String>) -> DriverResult<()> {
+        if given.as_deref() == Some(location(kind, id).as_str()) {
+            return Ok(());
         }
-        if self.failing.contains(op) {
-            return Err(DriverError::Backend {
-                message: format!("injected failure of {op} (fake driver, fake_fail)"),
-                temporary: true,
-            });
+        Err(DriverError::Invalid(format!(
+            "{kind} {id} came back with provider_location {given:?}, not the model update {:?} \
+             the fake driver returned",
+            location(kind, id)
+        )))
+    }
+
+    /// The size of volume `volume`, checking it came back with its location.
+    fn volume_size(&self, volume: &VolumeSpec) -> DriverResult<i64> {
+        let size = Self::size_of(&self.volumes, "volume", &volume.id)?;
+        Self::expect_location("volume", &volume.id, &volume.provider_location)?;
+        Ok(size)
+    }
+
+    /// The size of `snapshot`, checking it came back with its location.
+    fn snapshot_size(&self, snapshot: &SnapshotSpec) -> DriverResult<i64> {
+        let size = Self::size_of(&self.snapshots, "snapshot", &snapshot.id)?;
+        Self::expect_location("snapshot", &snapshot.id, &snapshot.provider_location)?;
+        Ok(size)
+    }
+
+    /// Records volume `volume` and returns its location.
+    fn keep_volume(&self, volume: &VolumeSpec, size: i64) -> ModelUpdate {
+        Self::put(&self.volumes, &volume.id, size);
+        ModelUpdate {
+            provider_location: Some(location("volume", &volume.id)),
         }
-        Ok(())
     }
 
     fn size_of(
@@ -144,8 +145,7 @@ impl FakeDriver {
                 volume.id, volume.size
             )));
         }
-        Self::put(&self.volumes, &volume.id, volume.size);
-        Ok(ModelUpdate::default())
+        Ok(self.keep_volume(volume, volume.size))
     }
 }
 
@@ -158,15 +158,11 @@ impl VolumeDriver for FakeDriver {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             native_clone: true,
-            thin_provisioning: false,
             thick_provisioning: true,
             multiattach: true,
             online_extend: true,
-            shared_targets: false,
-            snapshot_revert: false,
-            local_attach: false,
             min_volume_gb: 1,
-            max_volume_gb: None,
+            ..Capabilities::default()
         }
     }
 
@@ -205,14 +201,15 @@ impl VolumeDriver for FakeDriver {
     }
 
     async fn create_volume(&self, volume: &VolumeSpec) -> DriverResult<ModelUpdate> {
-        self.act("create_volume").await?;
-        Self::put(&self.volumes, &volume.id, volume.size);
-        Ok(ModelUpdate::default())
+        Ok(self.keep_volume(volume, volume.size))
     }
 
     async fn delete_volume(&self, volume: &VolumeSpec) -> DriverResult<()> {
-        self.act("delete_volume").await?;
-        Self::remove(&self.volumes, &volume.id);
+        match self.volume_size(volume) {
+            Ok(_) => Self::remove(&self.volumes, &volume.id),
+            Err(DriverError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
         Ok(())
     }
 
@@ -221,15 +218,19 @@ impl VolumeDriver for FakeDriver {
         snapshot: &SnapshotSpec,
         volume: &VolumeSpec,
     ) -> DriverResult<ModelUpdate> {
-        self.act("create_snapshot").await?;
-        let size = Self::size_of(&self.volumes, "volume", &volume.id)?;
+        let size = self.volume_size(volume)?;
         Self::put(&self.snapshots, &snapshot.id, size);
-        Ok(ModelUpdate::default())
+        Ok(ModelUpdate {
+            provider_location: Some(location("snapshot", &snapshot.id)),
+        })
     }
 
     async fn delete_snapshot(&self, snapshot: &SnapshotSpec) -> DriverResult<()> {
-        self.act("delete_snapshot").await?;
-        Self::remove(&self.snapshots, &snapshot.id);
+        match self.snapshot_size(snapshot) {
+            Ok(_) => Self::remove(&self.snapshots, &snapshot.id),
+            Err(DriverError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
         Ok(())
     }
 
@@ -238,8 +239,7 @@ impl VolumeDriver for FakeDriver {
         volume: &VolumeSpec,
         snapshot: &SnapshotSpec,
     ) -> DriverResult<ModelUpdate> {
-        self.act("create_volume").await?;
-        let size = Self::size_of(&self.snapshots, "snapshot", &snapshot.id)?;
+        let size = self.snapshot_size(snapshot)?;
         self.copy_into(volume, size)
     }
 
@@ -248,14 +248,12 @@ impl VolumeDriver for FakeDriver {
         volume: &VolumeSpec,
         source: &VolumeSpec,
     ) -> DriverResult<ModelUpdate> {
-        self.act("create_volume").await?;
-        let size = Self::size_of(&self.volumes, "volume", &source.id)?;
+        let size = self.volume_size(source)?;
         self.copy_into(volume, size)
     }
 
     async fn extend_volume(&self, volume: &VolumeSpec, new_size: i64) -> DriverResult<()> {
-        self.act("extend_volume").await?;
-        let size = Self::size_of(&self.volumes, "volume", &volume.id)?;
+        let size = self.volume_size(volume)?;
         if new_size < size {
             return Err(DriverError::Invalid(format!(
                 "cannot shrink volume {} from {size} to {new_size} GiB",
@@ -271,8 +269,7 @@ impl VolumeDriver for FakeDriver {
         volume: &VolumeSpec,
         _export: &ExportSpec,
     ) -> DriverResult<ConnectionInfo> {
-        self.act("initialize_connection").await?;
-        Self::size_of(&self.volumes, "volume", &volume.id)?;
+        self.volume_size(volume)?;
         let mut data = Map::new();
         data.insert("volume_id".into(), volume.id.clone().into());
         Ok(ConnectionInfo {
@@ -297,5 +294,47 @@ impl VolumeDriver for FakeDriver {
 
     async fn local_detach(&self, _volume: &VolumeSpec) -> DriverResult<()> {
         Ok(())
+    }
+
+    fn data_access(&self) -> DataAccess<'_> {
+        DataAccess::None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn volume(provider_location: Option<String>) -> VolumeSpec {
+        VolumeSpec {
+            id: "v1".into(),
+            size: 1,
+            pool: None,
+            provider_location,
+            extra_specs: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_volume_must_come_back_with_its_location() {
+        let config = BackendConfig {
+            name: "fake".into(),
+            driver: FakeDriver::NAME.into(),
+            volume_backend_name: "fake".into(),
+            options: Default::default(),
+        };
+        let driver = FakeDriver::new(&config).unwrap();
+        let mut vol = volume(None);
+        let update = driver.create_volume(&vol).await.unwrap();
+        let forgotten = driver.extend_volume(&vol, 2).await;
+        assert!(
+            matches!(forgotten, Err(DriverError::Invalid(_))),
+            "{forgotten:?}"
+        );
+        update.apply(&mut vol);
+        assert_eq!(vol.provider_location.as_deref(), Some("fake://volume/v1"));
+        driver.extend_volume(&vol, 2).await.unwrap();
+        driver.delete_volume(&vol).await.unwrap();
+        driver.delete_volume(&volume(None)).await.unwrap();
     }
 }

@@ -1,13 +1,22 @@
-//! Storage drivers behind one trait, their registry, and the compliance kit
-//! every driver must pass.
+//! Storage drivers behind one trait, their registry, the layers wrapping
+//! every driver, and the compliance kit every driver must pass.
 //!
 //! A driver knows storage and nothing else: no HTTP, no database, no bus. The
 //! volume manager calls it with plain descriptions of the resources involved.
+//!
+//! Cargo features: `file` (default) builds the `file` driver; `fake` (the
+//! in-memory test driver), `fault-injection` (the fault-injection layer) and
+//! `compliance` (the kit) are for tests only and stay out of release builds.
 
+#[cfg(feature = "compliance")]
 pub mod compliance;
+#[cfg(feature = "fake")]
 pub mod fake;
+#[cfg(feature = "file")]
 pub mod file;
 pub mod iscsi;
+pub mod layers;
+mod options;
 pub mod registry;
 
 use std::collections::BTreeMap;
@@ -47,6 +56,35 @@ pub struct ModelUpdate {
     pub provider_location: Option<String>,
 }
 
+/// A volume or snapshot as a driver is handed it: where [`ModelUpdate::apply`]
+/// stores what the driver returned, so later calls see it.
+pub trait Model {
+    /// The location the driver returned when it made the resource.
+    fn provider_location_mut(&mut self) -> &mut Option<String>;
+}
+
+impl Model for VolumeSpec {
+    fn provider_location_mut(&mut self) -> &mut Option<String> {
+        &mut self.provider_location
+    }
+}
+
+impl Model for SnapshotSpec {
+    fn provider_location_mut(&mut self) -> &mut Option<String> {
+        &mut self.provider_location
+    }
+}
+
+impl ModelUpdate {
+    /// The one rule for keeping a driver's update, used by the volume manager
+    /// and the compliance kit alike: every field replaces the stored one, and
+    /// `None` clears it.
+    pub fn apply(self, model: &mut impl Model) {
+        let ModelUpdate { provider_location } = self;
+        *model.provider_location_mut() = provider_location;
+    }
+}
+
 /// One export a host asked for: an attachment of a volume to a connector.
 ///
 /// The volume manager calls [`VolumeDriver::initialize_connection`] again with
@@ -70,6 +108,31 @@ pub struct LocalDevice {
     pub path: PathBuf,
 }
 
+/// Whether a driver keeps volume data, and its reader and writer of it.
+pub enum DataAccess<'a> {
+    /// The driver keeps no volume data: only the test-only `fake` driver.
+    /// The compliance kit then excludes its data checks and says so.
+    None,
+    /// The driver's own access to a volume's bytes, through its library or
+    /// its files, needing no local attach.
+    Bytes(&'a dyn VolumeData),
+}
+
+/// A driver's reader and writer of volume bytes, through which the compliance
+/// kit checks that what a volume holds survives snapshots, clones, extends and
+/// reverts.
+#[async_trait]
+pub trait VolumeData: Send + Sync {
+    /// The volume's length in bytes.
+    async fn byte_size(&self, volume: &VolumeSpec) -> DriverResult<u64>;
+
+    /// Reads `len` bytes of the volume at `offset`.
+    async fn read_at(&self, volume: &VolumeSpec, offset: u64, len: usize) -> DriverResult<Vec<u8>>;
+
+    /// Writes `data` into the volume at `offset` and makes it durable.
+    async fn write_at(&self, volume: &VolumeSpec, offset: u64, data: &[u8]) -> DriverResult<()>;
+}
+
 /// Errors a driver reports. `NotFound` from a delete or terminate is never
 /// returned: those operations succeed when the thing is already gone.
 #[derive(Debug, thiserror::Error)]
@@ -82,11 +145,26 @@ pub enum DriverError {
     InvalidConfig(String),
     #[error("invalid request to the driver: {0}")]
     Invalid(String),
-    /// Failures worth retrying on another backend have `temporary` set.
+    /// A failure of the backend. `temporary` says another backend may well
+    /// succeed: only then does the volume manager reschedule a failed create;
+    /// otherwise the volume goes to `error`.
     #[error("backend error: {message}")]
     Backend { message: String, temporary: bool },
+    /// An I/O error on this backend's host; counts as temporary.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl DriverError {
+    /// Whether retrying on another backend may succeed: a `Backend` error
+    /// marked `temporary`, or an I/O error of this host.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            DriverError::Backend { temporary, .. } => *temporary,
+            DriverError::Io(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// Result alias for driver calls.
@@ -178,4 +256,8 @@ pub trait VolumeDriver: Send + Sync + 'static {
 
     /// Releases what [`VolumeDriver::local_attach`] opened.
     async fn local_detach(&self, volume: &VolumeSpec) -> DriverResult<()>;
+
+    /// Whether the driver keeps volume data and how to read and write it.
+    /// Every driver that stores data returns [`DataAccess::Bytes`].
+    fn data_access(&self) -> DataAccess<'_>;
 }

@@ -226,16 +226,10 @@ pub(crate) mod tests {
             availability_zone: "nova".into(),
             timestamp: timestamp.into(),
             capabilities: Capabilities {
-                native_clone: false,
-                thin_provisioning: false,
                 thick_provisioning: true,
-                multiattach: false,
-                online_extend: false,
-                shared_targets: false,
-                snapshot_revert: false,
                 local_attach: true,
                 min_volume_gb: 1,
-                max_volume_gb: None,
+                ..Default::default()
             },
             stats: BackendStats {
                 volume_backend_name: backend.split('@').nth(1).unwrap_or(backend).into(),

@@ -17,7 +17,8 @@ use scoria_db::Db;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-/// A `fake` (fault-injection) backend called `name` with these driver options.
+/// A test-only `fake` backend called `name` with these options (those of the
+/// fault-injection layer among them).
 pub fn fake(name: &str, options: &[(&str, &str)]) -> BackendConfig {
     BackendConfig {
         name: name.into(),

@@ -3,8 +3,8 @@ setup fails.
 
 One `scoria serve` runs two backends from a config file:
   * `files`: the ordinary `file` driver (the control: the same calls succeed);
-  * `faulty`: the fault-injection `fake` driver with
-    `fake_fail = initialize_connection`, so every connection setup on it fails
+  * `faulty`: the test-only `fake` driver under the fault-injection layer, with
+    `fault_inject = initialize_connection`, so every connection setup on it fails
     with a backend error (creating and deleting volumes still works).
 Volume types with `volume_backend_name` put volumes on one or the other.
 
@@ -46,7 +46,7 @@ def server(server_factory):
         "attach-faults",
         config=config(
             ("files", "file", {}),
-            ("faulty", "fake", {"fake_fail": "initialize_connection", "fake_capacity_gb": 100}),
+            ("faulty", "fake", {"fault_inject": "initialize_connection", "fake_capacity_gb": 100}),
         ),
     )
     create_type(srv, "on-files", volume_backend_name="files")

@@ -14,8 +14,8 @@ volume` as separate OS processes on PostgreSQL and RabbitMQ.
    503 saying nobody answered, within rpc_response_timeout, while the api
    goes on answering; with the process back the call answers 200.
 
-Slow creates come from the fault-injection `fake` driver (fake_delay_ms);
-it is used for fault injection only.
+Slow creates come from the test-only `fake` driver under the fault-injection
+layer (fault_delay_ms).
 """
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ def assert_settled_with_reasons(dep: Deployment, vols: list[dict]) -> None:
 
 
 def single_backend(dep: Deployment, delay_ms: int) -> dict[str, str]:
-    """api + scheduler + one volume process of a fault-injection `fake` backend
+    """api + scheduler + one volume process of a `fake` backend
     whose every create takes `delay_ms`; returns {host@backend: pool}."""
-    dep.backend("slow", volume_driver="fake", fake_capacity_gb=1000, fake_delay_ms=delay_ms)
+    dep.backend("slow", volume_driver="fake", fake_capacity_gb=1000, fault_delay_ms=delay_ms)
     dep.db_upgrade()
     dep.start_api()
     dep.start_scheduler("sched1")

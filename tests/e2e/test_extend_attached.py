@@ -13,9 +13,9 @@ version.
 Nova is the `nova_recorder`, an HTTP peer of the test that records what
 it receives and answers as Nova does (a real Nova cannot run here), set as
 `[nova] endpoint_override` in the server's config file. The server runs two
-backends: `files` (the `file` driver) and `slow`, the fault-injection `fake`
-driver with `fake_delay_ms`, whose extend takes long enough for the
-`extending` status to be seen.
+backends: `files` (the `file` driver) and `slow`, the test-only `fake`
+driver slowed by the fault-injection layer (`fault_delay_ms`), whose extend
+takes long enough for the `extending` status to be seen.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def server(server_factory, nova_recorder):
         "extend-attached",
         config=config(
             ("files", "file", {}),
-            ("slow", "fake", {"fake_delay_ms": SLOW_MS, "fake_capacity_gb": 100}),
+            ("slow", "fake", {"fault_delay_ms": SLOW_MS, "fake_capacity_gb": 100}),
             nova_url=nova_recorder.url,
         ),
     )

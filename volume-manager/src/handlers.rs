@@ -180,7 +180,11 @@ impl VolumeManager {
         } else {
             self.driver.create_volume(&spec).await
         };
-        Ok(outcome.map(|u| u.provider_location))
+        Ok(outcome.map(|update| {
+            let mut made = spec;
+            update.apply(&mut made);
+            made.provider_location
+        }))
     }
 
     /// Creates a volume the scheduler placed on `host` (`host@backend#pool`).
@@ -217,7 +221,7 @@ impl VolumeManager {
             Err(e) => e,
         };
         tracing::error!(volume = %id, error = %why, "volume create failed");
-        if matches!(why, DriverError::Backend { .. } | DriverError::Io(_)) {
+        if why.is_temporary() {
             request
                 .attempt_errors
                 .push(format!("{}: {why}", self.cfg.backend));
@@ -376,10 +380,12 @@ impl VolumeManager {
         };
         match outcome {
             Ok(update) => {
+                let mut made = snapshot_spec(&snap);
+                update.apply(&mut made);
                 let done = SnapshotChanges {
                     status: op.to.status(),
                     progress: Some("100%".into()),
-                    provider_location: Some(update.provider_location),
+                    provider_location: Some(made.provider_location),
                     ..Default::default()
                 };
                 self.db.update_snapshot(id, &done, Some(creating)).await?;

@@ -161,7 +161,7 @@ pub(crate) async fn generic_revert(
                 .into(),
         ));
     }
-    let temporary = VolumeSpec {
+    let mut temporary = VolumeSpec {
         id: uuid::Uuid::new_v4().to_string(),
         size: snapshot.size,
         provider_location: None,
@@ -171,7 +171,10 @@ pub(crate) async fn generic_revert(
         .create_volume_from_snapshot(&temporary, snapshot)
         .await;
     let copied = match made {
-        Ok(_) => copy_volume(driver, &temporary, volume).await,
+        Ok(update) => {
+            update.apply(&mut temporary);
+            copy_volume(driver, &temporary, volume).await
+        }
         Err(e) => Err(e),
     };
     let removed = driver.delete_volume(&temporary).await;

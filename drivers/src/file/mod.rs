@@ -6,22 +6,24 @@
 //! content is always written under a hidden temporary name and renamed into
 //! place, so a crash never leaves a half-written file under a final name.
 //!
-//! Options of the backend section:
-//! - `file_volumes_dir` (required): the directory holding the files;
-//! - `file_pool_name`: the single pool's name (default: `volume_backend_name`);
-//! - `reserved_percentage` (default `0`);
-//! - `max_over_subscription_ratio` (default `20.0`, or `auto`);
-//! - `target_helper`: how hosts reach a volume. `local` (default) hands out the
-//!   file's path (`driver_volume_type` `local`); `tgtadm` exports the file over
-//!   iSCSI through tgtd, configured by the options of [`crate::iscsi`].
+//! Its options are the typed [`FileConfig`] (module `config`). `target_helper`
+//! says how hosts reach a volume: `local` (default) hands out the file's path
+//! (`driver_volume_type` `local`); `tgtadm` exports the file over iSCSI
+//! through tgtd, configured by the options of [`crate::iscsi`]. The driver's
+//! [`VolumeData`] reads and writes the files directly.
 
+mod config;
 mod fsops;
+
+pub use config::{FileConfig, TargetHelper};
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use std::os::unix::fs::FileExt;
 
 use async_trait::async_trait;
 use scoria_core::config::{BackendConfig, OptionDoc};
@@ -31,8 +33,8 @@ use serde_json::{Map, Value};
 
 use crate::iscsi::TgtTarget;
 use crate::{
-    ConnectionInfo, DriverError, DriverResult, ExportSpec, LocalDevice, ModelUpdate, SnapshotSpec,
-    VolumeDriver, VolumeSpec,
+    ConnectionInfo, DataAccess, DriverError, DriverResult, ExportSpec, LocalDevice, ModelUpdate,
+    SnapshotSpec, VolumeData, VolumeDriver, VolumeSpec,
 };
 
 const GIB: u64 = 1 << 30;
@@ -95,92 +97,21 @@ impl FileDriver {
     pub const NAME: &'static str = "file";
 
     /// The backend-section options the driver reads.
-    pub const OPTIONS: &'static [OptionDoc] = &[
-        OptionDoc {
-            name: "file_volumes_dir",
-            default: "",
-            cinder: None,
-            help: "Directory holding the volumes' raw files (required).",
-        },
-        OptionDoc {
-            name: "file_pool_name",
-            default: "",
-            cinder: None,
-            help: "Name of the one pool the backend reports; empty means volume_backend_name.",
-        },
-        OptionDoc {
-            name: "reserved_percentage",
-            default: "0",
-            cinder: Some("reserved_percentage"),
-            help: "Percentage of the capacity kept free from new volumes (0 to 100).",
-        },
-        OptionDoc {
-            name: "max_over_subscription_ratio",
-            default: "20.0",
-            cinder: Some("max_over_subscription_ratio"),
-            help: "Thin-provisioning over-subscription ratio, a number of at least 1.0 or 'auto'.",
-        },
-        OptionDoc {
-            name: "target_helper",
-            default: "local",
-            cinder: Some("target_helper"),
-            help: "How volumes are exported: 'local' (a device path on this host) or 'tgtadm' (iSCSI through tgtd).",
-        },
-        OptionDoc {
-            name: "tgtadm_path",
-            default: "tgtadm",
-            cinder: None,
-            help: "The tgtadm command used with target_helper = tgtadm.",
-        },
-        OptionDoc {
-            name: "target_ip_address",
-            default: "127.0.0.1",
-            cinder: Some("target_ip_address"),
-            help: "Address initiators reach the iSCSI targets on.",
-        },
-        OptionDoc {
-            name: "target_port",
-            default: "3260",
-            cinder: Some("target_port"),
-            help: "Port initiators reach the iSCSI targets on.",
-        },
-        OptionDoc {
-            name: "target_prefix",
-            default: "iqn.2010-10.org.openstack:",
-            cinder: Some("target_prefix"),
-            help: "Prefix of the iSCSI target names; the volume id follows it.",
-        },
-    ];
+    pub const OPTIONS: &'static [OptionDoc] = config::OPTIONS;
 
     /// Reads the driver's options from a backend section; touches no files.
     pub fn new(config: &BackendConfig) -> DriverResult<Self> {
-        let dir = config
-            .options
-            .get("file_volumes_dir")
-            .filter(|d| !d.trim().is_empty())
-            .ok_or_else(|| {
-                DriverError::InvalidConfig(format!(
-                    "backend {}: file_volumes_dir is required by the file driver",
-                    config.name
-                ))
-            })?;
-        let dir = std::path::absolute(dir.trim()).map_err(|e| {
-            DriverError::InvalidConfig(format!("file_volumes_dir {dir:?} is not usable: {e}"))
-        })?;
-        let pool_name = config
-            .options
-            .get("file_pool_name")
-            .filter(|p| !p.trim().is_empty())
-            .cloned()
-            .unwrap_or_else(|| config.volume_backend_name.clone());
+        let file = FileConfig::from_config(config)?;
         Ok(Self {
-            dir,
+            iscsi: file.iscsi_target(config)?,
+            dir: file.file_volumes_dir,
             backend_name: config.volume_backend_name.clone(),
-            pool_name,
-            reserved_percentage: reserved_percentage(config)?,
-            max_over_subscription_ratio: over_subscription_ratio(config)?,
+            pool_name: file
+                .file_pool_name
+                .unwrap_or_else(|| config.volume_backend_name.clone()),
+            reserved_percentage: file.reserved_percentage,
+            max_over_subscription_ratio: file.max_over_subscription_ratio,
             reflink: AtomicBool::new(false),
-            iscsi: iscsi_target(config)?,
         })
     }
 
@@ -466,6 +397,40 @@ impl VolumeDriver for FileDriver {
     async fn local_detach(&self, volume: &VolumeSpec) -> DriverResult<()> {
         validate_id(&volume.id)
     }
+
+    fn data_access(&self) -> DataAccess<'_> {
+        DataAccess::Bytes(self)
+    }
+}
+
+/// The volume files' bytes, read and written in place.
+#[async_trait]
+impl VolumeData for FileDriver {
+    async fn byte_size(&self, volume: &VolumeSpec) -> DriverResult<u64> {
+        let file = self.volume_file(&volume.id)?;
+        blocking(move || Ok(file.open(false)?.metadata()?.len())).await
+    }
+
+    async fn read_at(&self, volume: &VolumeSpec, offset: u64, len: usize) -> DriverResult<Vec<u8>> {
+        let file = self.volume_file(&volume.id)?;
+        blocking(move || {
+            let mut buf = vec![0; len];
+            file.open(false)?.read_exact_at(&mut buf, offset)?;
+            Ok(buf)
+        })
+        .await
+    }
+
+    async fn write_at(&self, volume: &VolumeSpec, offset: u64, data: &[u8]) -> DriverResult<()> {
+        let file = self.volume_file(&volume.id)?;
+        let data = data.to_vec();
+        blocking(move || {
+            let handle = file.open(true)?;
+            handle.write_all_at(&data, offset)?;
+            Ok(handle.sync_data()?)
+        })
+        .await
+    }
 }
 
 /// Accepts only ids made of ASCII letters, digits and `-`, so every path the
@@ -511,50 +476,6 @@ fn volume_usage(dir: &Path) -> io::Result<(u64, u64)> {
     Ok((bytes, count))
 }
 
-/// The iSCSI target for `target_helper = tgtadm`; `None` for `local` (the default).
-fn iscsi_target(config: &BackendConfig) -> DriverResult<Option<TgtTarget>> {
-    let helper = config.options.get("target_helper").map(|h| h.trim());
-    match helper.filter(|h| !h.is_empty()) {
-        None | Some("local") => Ok(None),
-        Some(TgtTarget::HELPER) => TgtTarget::new(config).map(Some),
-        Some(other) => Err(DriverError::InvalidConfig(format!(
-            "backend {}: target_helper {other:?} is not supported by the file driver; use local or {}",
-            config.name,
-            TgtTarget::HELPER
-        ))),
-    }
-}
-
-fn reserved_percentage(config: &BackendConfig) -> DriverResult<f64> {
-    let Some(raw) = config.options.get("reserved_percentage") else {
-        return Ok(0.0);
-    };
-    raw.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|p| (0.0..=100.0).contains(p))
-        .ok_or_else(|| {
-            DriverError::InvalidConfig(format!(
-                "reserved_percentage {raw:?} must be a number from 0 to 100"
-            ))
-        })
-}
-
-fn over_subscription_ratio(config: &BackendConfig) -> DriverResult<String> {
-    let Some(raw) = config.options.get("max_over_subscription_ratio") else {
-        return Ok("20.0".into());
-    };
-    let raw = raw.trim();
-    let valid = raw.eq_ignore_ascii_case("auto") || raw.parse::<f64>().is_ok_and(|r| r >= 1.0);
-    if valid {
-        Ok(raw.to_string())
-    } else {
-        Err(DriverError::InvalidConfig(format!(
-            "max_over_subscription_ratio {raw:?} must be 'auto' or a number of at least 1.0"
-        )))
-    }
-}
-
 /// Runs blocking file I/O off the async runtime.
 async fn blocking<T, F>(work: F) -> DriverResult<T>
 where
@@ -573,7 +494,6 @@ where
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use std::os::unix::fs::FileExt;
 
     fn config(options: &[(&str, &str)]) -> BackendConfig {
         BackendConfig {
