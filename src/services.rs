@@ -4,11 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use scoria_api::{ApiConfig, ApiState, AuthStrategy, QuotaDefaults};
+use scoria_bus::worker::DEFAULT_EXIT_DEADLINE;
 use scoria_bus::Bus;
 use scoria_core::config::BackendConfig;
+use scoria_core::host::Host;
 use scoria_db::Db;
 use scoria_scheduler::select::SchedulerConfig;
-use scoria_scheduler::service::{Scheduler, ServiceConfig};
+use scoria_scheduler::service::{Scheduler, ServiceConfig, DEFAULT_MAX_CONCURRENT_PLACEMENTS};
 use scoria_volume_manager::{ManagerConfig, NovaClient, VolumeManager};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -65,10 +67,11 @@ pub fn spawn_volume(
         bus.clone(),
         driver,
         ManagerConfig {
-            backend: format!("{}@{}", site.host, backend.name),
+            backend: Host::service(&site.host, &backend.name).map_err(anyhow::Error::msg)?,
             availability_zone: site.availability_zone.clone(),
             stats_interval: site.stats_interval,
             max_concurrent_ops: 16,
+            exit_deadline: DEFAULT_EXIT_DEADLINE,
             nova: site.nova.clone(),
         },
     );
@@ -87,6 +90,8 @@ pub fn spawn_scheduler(db: &Db, bus: &Bus, site: &Site, stop: watch::Receiver<bo
             report_interval: site.report_interval,
             service_down_time: site.service_down_time,
             init_wait: Duration::from_secs(10),
+            max_concurrent_placements: DEFAULT_MAX_CONCURRENT_PLACEMENTS,
+            exit_deadline: DEFAULT_EXIT_DEADLINE,
         },
     );
     tokio::spawn(scheduler.run(stop))

@@ -240,7 +240,7 @@ fn pools_of(svc: &Service, live: &Liveness) -> Vec<Pool> {
             caps.insert("timestamp".into(), report.timestamp.clone().into());
             caps.entry("backend_state").or_insert_with(|| state.into());
             Pool {
-                name: format!("{}#{}", svc.host, pool.pool_name),
+                name: report.backend.in_pool(&pool.pool_name).to_string(),
                 capabilities: caps,
             }
         })
@@ -365,7 +365,7 @@ mod tests {
             extra: Map::new(),
         };
         let report = StatsReport {
-            backend: svc.host.clone(),
+            backend: svc.host.parse().unwrap(),
             availability_zone: svc.availability_zone.clone(),
             timestamp: time::offset_from_now(-report_age),
             capabilities: Capabilities {

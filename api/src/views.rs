@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use scoria_core::host::Host;
 use scoria_core::model::{Snapshot, Volume};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -188,7 +189,7 @@ pub fn volume_detail<'a>(ctx: &Ctx, v: &'a Volume, extended: bool) -> VolumeDeta
         group_id: when(ctx.version.at_least(13)),
         provider_id: when(admin && ctx.version.at_least(21)),
         tenant_id: extended.then_some(v.project_id.as_str()),
-        host: (extended && admin).then_some(v.host.as_deref()),
+        host: (extended && admin).then_some(v.host.as_ref().map(Host::as_str)),
         migstat: when(extended && admin),
         name_id: when(extended && admin),
     }

@@ -40,6 +40,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::backoff::Backoff;
 use crate::{no_answer, Acker, Delivery, NoAck, Subscription, Transport};
 
 /// How many unacked messages one consumer holds at most, unless told otherwise.
@@ -50,9 +51,6 @@ const HEARTBEAT_SECS: u16 = 10;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a publish, or opening a consumer, waits for the broker to come back.
 const PUBLISH_PATIENCE: Duration = Duration::from_secs(30);
-/// Bounds of the pause between two attempts to reach the broker.
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// AMQP's limit on queue and exchange names.
 const MAX_NAME: usize = 255;
 
@@ -228,18 +226,20 @@ async fn supervise(
                 let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
             }
         }
-        let mut attempt = 0;
+        let mut backoff = Backoff::reconnect();
         replies = loop {
-            tokio::time::sleep(backoff(attempt)).await;
+            backoff.wait().await;
             match open(&uri).await {
                 Ok((new, replies)) => {
                     link.send_replace(Some(new));
                     tracing::info!("reconnected to RabbitMQ");
                     break replies;
                 }
-                Err(e) => tracing::warn!(error = %e, attempt, "RabbitMQ still unreachable"),
+                Err(e) => {
+                    let attempt = backoff.attempts();
+                    tracing::warn!(error = %e, attempt, "RabbitMQ still unreachable")
+                }
             }
-            attempt += 1;
         };
     }
 }
@@ -253,17 +253,6 @@ fn route_reply(reply: lapin::message::Delivery, pending: &Pending) {
         }
         None => tracing::debug!(?id, "dropping a reply nobody waits for any more"),
     }
-}
-
-/// The pause before attempt number `attempt` (from 0): doubling from [`BACKOFF_MIN`] up to
-/// [`BACKOFF_MAX`], its second half random so that many processes do not retry in step.
-fn backoff(attempt: u32) -> Duration {
-    let ceiling = BACKOFF_MIN
-        .saturating_mul(1 << attempt.min(16))
-        .min(BACKOFF_MAX);
-    // A v4 uuid is 122 random bits: enough randomness without another dependency.
-    let random = (Uuid::new_v4().as_u128() as u32) as f64 / u32::MAX as f64;
-    ceiling.mul_f64(0.5 + 0.5 * random)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -301,7 +290,7 @@ impl Shared {
     /// Publishes and waits for the broker's confirm, retrying across reconnections until
     /// `deadline`.
     async fn publish(&self, route: &Route<'_>, payload: &[u8], deadline: Instant) -> Result<()> {
-        let mut attempt = 0;
+        let mut backoff = Backoff::reconnect();
         loop {
             let link = self
                 .link(Some(deadline))
@@ -328,8 +317,7 @@ impl Shared {
                 )));
             }
             tracing::warn!(%route, error = %failure, "publish failed; retrying");
-            tokio::time::sleep_until(deadline.min(Instant::now() + backoff(attempt))).await;
-            attempt += 1;
+            tokio::time::sleep_until(deadline.min(Instant::now() + backoff.next_delay())).await;
         }
     }
 }
@@ -581,11 +569,10 @@ struct AmqpSubscription {
 #[async_trait]
 impl Subscription for AmqpSubscription {
     async fn next(&mut self) -> Option<Delivery> {
-        let mut attempt = 0;
+        let mut backoff = Backoff::reconnect();
         loop {
             if self.consumer.is_none() {
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
+                backoff.wait().await;
                 let link = self.shared.link(None).await?;
                 match self.source.open(&link, self.shared.prefetch).await {
                     Ok(consumer) => {

@@ -6,7 +6,9 @@
 //! the in-process one included, so nothing works in one mode and breaks in another.
 
 mod amqp;
+pub mod backoff;
 mod memory;
+pub mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +18,13 @@ use scoria_core::rpc::RPC_VERSION;
 use scoria_core::{Error, RequestContext, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 pub use amqp::{Amqp, DEFAULT_PREFETCH};
 pub use memory::InProcess;
+
+/// How long a message whose work could not be committed waits before it goes back on its queue.
+pub const REQUEUE_DELAY: Duration = Duration::from_secs(1);
 
 /// What travels on the bus: the caller's context and a message body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -240,6 +246,25 @@ impl Incoming {
     /// Puts the message back on its queue.
     pub async fn requeue(self) -> Result<()> {
         self.acker.requeue().await
+    }
+
+    /// Settles the message by the outcome of its work: acks it once the work is committed;
+    /// otherwise logs why and puts it back after [`REQUEUE_DELAY`], in the background, so
+    /// that the caller goes on with other messages meanwhile.
+    pub async fn settle(self, outcome: Result<()>) {
+        match outcome {
+            Ok(()) => {
+                let _ = self.ack().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "work not committed; requeueing");
+                let requeue = async move {
+                    tokio::time::sleep(REQUEUE_DELAY).await;
+                    let _ = self.requeue().await;
+                };
+                tokio::spawn(requeue.in_current_span());
+            }
+        }
     }
 
     /// Answers a `call`.

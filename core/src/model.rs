@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::host::Host;
 use crate::status::{AttachStatus, SnapshotStatus, VolumeStatus};
 
 /// Key/value metadata as Cinder shows it (string to string, sorted by key).
@@ -24,7 +25,7 @@ pub struct Volume {
     pub previous_status: Option<VolumeStatus>,
     pub attach_status: AttachStatus,
     /// `host@backend#pool` once scheduled.
-    pub host: Option<String>,
+    pub host: Option<Host>,
     pub availability_zone: String,
     pub volume_type_id: Option<String>,
     /// The volume type's name, read along with the volume (never written).
@@ -51,18 +52,8 @@ pub struct Volume {
 impl Volume {
     /// The `host@backend` part of `host`, which names the volume service.
     pub fn backend(&self) -> Option<&str> {
-        self.host.as_deref().map(backend_of)
+        self.host.as_ref().map(Host::backend)
     }
-}
-
-/// Strips the `#pool` suffix from `host@backend#pool`.
-pub fn backend_of(host: &str) -> &str {
-    host.split_once('#').map_or(host, |(b, _)| b)
-}
-
-/// The pool part of `host@backend#pool`, if any.
-pub fn pool_of(host: &str) -> Option<&str> {
-    host.split_once('#').map(|(_, p)| p)
 }
 
 /// How an attached host may use a volume.

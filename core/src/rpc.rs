@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::host::Host;
 use crate::model::{AccessMode, Chap, Connector, Metadata};
 
 /// The version of the message bodies below.
@@ -57,7 +58,7 @@ pub enum VolumeRequest {
     /// Create the volume on `host` (`host@backend#pool`), then mark it available.
     CreateVolume {
         request_spec: Box<RequestSpec>,
-        host: String,
+        host: Host,
     },
     DeleteVolume {
         volume_id: String,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::capacity::Capacity;
+use crate::host::Host;
 
 /// What a driver can do, declared once by the driver. The scheduler copies the
 /// flags into pool capabilities, the api refuses what a backend cannot do, and
@@ -117,7 +118,7 @@ impl BackendStats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatsReport {
     /// `host@backend`.
-    pub backend: String,
+    pub backend: Host,
     pub availability_zone: String,
     /// When the report was made (Cinder time format).
     pub timestamp: String,

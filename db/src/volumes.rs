@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use scoria_core::host::Host;
 use scoria_core::model::{AttachedTo, Metadata, Volume};
 use scoria_core::status::{AttachStatus, VolumeStatus};
 use scoria_core::{time, Error};
@@ -58,7 +59,7 @@ pub struct VolumeChanges {
     pub status: Option<VolumeStatus>,
     pub previous_status: Option<Option<VolumeStatus>>,
     pub attach_status: Option<AttachStatus>,
-    pub host: Option<Option<String>>,
+    pub host: Option<Option<Host>>,
     pub size: Option<i64>,
     pub name: Option<Option<String>>,
     pub description: Option<Option<String>>,
@@ -87,7 +88,7 @@ pub struct VolumeGuard<'a> {
     /// The volume must have no snapshots.
     pub no_snapshots: bool,
     /// The volume's host must be this (`Some(None)`: not placed yet).
-    pub host: Option<Option<&'a str>>,
+    pub host: Option<Option<&'a Host>>,
 }
 
 impl<'a> VolumeGuard<'a> {
@@ -201,7 +202,11 @@ fn from_row(row: &AnyRow) -> Result<Volume> {
         status: status(doc.status)?,
         previous_status: doc.previous_status.map(status).transpose()?,
         attach_status: doc.attach_status.parse().map_err(Error::Internal)?,
-        host: doc.host,
+        host: doc
+            .host
+            .map(|h| h.parse())
+            .transpose()
+            .map_err(Error::Internal)?,
         availability_zone: doc.availability_zone,
         volume_type_id: doc.volume_type_id,
         volume_type_name: doc.volume_type_name,
@@ -280,7 +285,7 @@ impl Db {
         sql.push(", ")
             .bind(v.attach_status.as_str())
             .push(", ")
-            .bind(v.host.clone());
+            .bind(v.host.as_ref().map(Host::to_string));
         sql.push(", ")
             .bind(&v.availability_zone)
             .push(", ")
@@ -384,7 +389,7 @@ impl Db {
             sql.push(", attach_status = ").bind(s.as_str());
         }
         if let Some(h) = &c.host {
-            sql.push(", host = ").bind(h.clone());
+            sql.push(", host = ").bind(h.as_ref().map(Host::to_string));
         }
         if let Some(size) = c.size {
             sql.push(", size = ").bind(size);
@@ -417,7 +422,7 @@ impl Db {
         }
         match guard.host {
             Some(Some(h)) => {
-                sql.push(" AND host = ").bind(h);
+                sql.push(" AND host = ").bind(h.as_str());
             }
             Some(None) => {
                 sql.push(" AND host IS NULL");
@@ -545,7 +550,7 @@ impl Db {
             availability_zone: Some(v.availability_zone.clone()),
             snapshot_id: v.snapshot_id.clone(),
             source_volid: v.source_volid.clone(),
-            source_backend: source_host.map(|h| scoria_core::model::backend_of(&h).to_string()),
+            source_backend: source_host.map(|h| h.backend().to_string()),
             attempts: Vec::new(),
             attempt_errors: Vec::new(),
         })

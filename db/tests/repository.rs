@@ -24,7 +24,7 @@ fn volume(project: &str, name: &str, size: i64) -> Volume {
         status: VolumeStatus::Available,
         previous_status: None,
         attach_status: AttachStatus::Detached,
-        host: Some("h@b#p".into()),
+        host: Some("h@b#p".parse().unwrap()),
         availability_zone: "nova".into(),
         volume_type_id: None,
         volume_type_name: None,

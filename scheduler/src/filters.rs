@@ -57,7 +57,7 @@ impl fmt::Display for Rejection {
 pub fn first_rejection(pool: &PoolState, spec: &RequestSpec) -> Option<Rejection> {
     DEFAULT_FILTERS.iter().find_map(|f| {
         (f.check)(pool, spec).err().map(|reason| Rejection {
-            pool: pool.name.clone(),
+            pool: pool.name.to_string(),
             filter: f.name,
             reason,
         })

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use scoria_core::capacity::{
     capacity_factors, effective_ratio, Capacity, CapacityFactors, OverSubscription,
 };
+use scoria_core::host::Host;
 use scoria_core::rpc::RequestSpec;
 use scoria_core::stats::{PoolStats, StatsReport};
 use serde_json::{Map, Value};
@@ -14,7 +15,7 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolState {
     /// `host@backend#pool`.
-    pub name: String,
+    pub name: Host,
     /// `host@backend`.
     pub backend: String,
     pub availability_zone: String,
@@ -31,7 +32,7 @@ pub struct PoolState {
 
 impl PoolState {
     fn new(report: &StatsReport, stats: &PoolStats) -> Self {
-        let name = format!("{}#{}", report.backend, stats.pool_name);
+        let name = report.backend.in_pool(&stats.pool_name);
         let over_subscription =
             parse_ratio(&stats.max_over_subscription_ratio).unwrap_or_else(|| {
                 tracing::warn!(
@@ -43,7 +44,7 @@ impl PoolState {
             });
         PoolState {
             name,
-            backend: report.backend.clone(),
+            backend: report.backend.to_string(),
             availability_zone: report.availability_zone.clone(),
             timestamp: report.timestamp.clone(),
             capabilities: report.stats.pool_capabilities(stats),
@@ -143,18 +144,19 @@ impl PoolBook {
     /// placed since the previous report (the new one counts it). A report no
     /// newer than the one held is ignored; returns whether it was applied.
     pub fn update(&mut self, report: StatsReport) -> bool {
-        if let Some(held) = self.reports.get(&report.backend) {
+        if let Some(held) = self.reports.get(report.backend.as_str()) {
             if report.timestamp <= *held {
                 tracing::debug!(backend = %report.backend, "ignoring a stale stats report");
                 return false;
             }
         }
-        self.remove_backend(&report.backend);
+        self.remove_backend(report.backend.as_str());
         for stats in &report.stats.pools {
             let pool = PoolState::new(&report, stats);
-            self.pools.insert(pool.name.clone(), pool);
+            self.pools.insert(pool.name.to_string(), pool);
         }
-        self.reports.insert(report.backend, report.timestamp);
+        self.reports
+            .insert(report.backend.to_string(), report.timestamp);
         true
     }
 
@@ -222,7 +224,7 @@ pub(crate) mod tests {
     /// A report of `backend` (`host@backend`) with the given pools.
     pub(crate) fn report(backend: &str, timestamp: &str, pools: Vec<PoolStats>) -> StatsReport {
         StatsReport {
-            backend: backend.into(),
+            backend: backend.parse().unwrap(),
             availability_zone: "nova".into(),
             timestamp: timestamp.into(),
             capabilities: Capabilities {
@@ -232,7 +234,7 @@ pub(crate) mod tests {
                 ..Default::default()
             },
             stats: BackendStats {
-                volume_backend_name: backend.split('@').nth(1).unwrap_or(backend).into(),
+                volume_backend_name: backend.parse::<Host>().unwrap().backend_name().into(),
                 vendor_name: "Scoria".into(),
                 driver_version: "1.0".into(),
                 storage_protocol: "file".into(),

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use scoria_core::host::Host;
 use scoria_core::rpc::RequestSpec;
 
 use crate::filters::{first_rejection, Rejection};
@@ -32,7 +33,7 @@ impl Default for SchedulerConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Placement {
     /// `host@backend#pool`, the volume's `host`.
-    pub pool: String,
+    pub pool: Host,
     /// `host@backend`, whose volume manager creates it.
     pub backend: String,
 }
@@ -166,7 +167,7 @@ mod tests {
 
     fn place(book: &PoolBook, spec: &RequestSpec) -> Result<String, String> {
         select(book, spec, &SchedulerConfig::default())
-            .map(|p| p.pool)
+            .map(|p| p.pool.to_string())
             .map_err(|e| e.to_string())
     }
 
@@ -177,7 +178,7 @@ mod tests {
         assert_eq!(
             p,
             Placement {
-                pool: "h@b#p".into(),
+                pool: "h@b#p".parse().unwrap(),
                 backend: "h@b".into()
             }
         );
@@ -248,7 +249,7 @@ mod tests {
         let mut placed = Vec::new();
         for _ in 0..10 {
             let p = select(&b, &s, &SchedulerConfig::default()).unwrap();
-            b.consume(&p.pool, 1.0);
+            b.consume(p.pool.as_str(), 1.0);
             placed.push(p.backend);
         }
         let on_a = placed.iter().filter(|b| *b == "h@a").count();
@@ -290,7 +291,7 @@ mod tests {
             let mut placed = 0;
             for size in sizes {
                 if let Ok(p) = select(&b, &spec(size, &[]), &SchedulerConfig::default()) {
-                    b.consume(&p.pool, size as f64);
+                    b.consume(p.pool.as_str(), size as f64);
                     placed += size;
                 }
             }

@@ -5,9 +5,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use scoria_bus::worker::{self, Consumer};
 use scoria_bus::{Bus, Incoming};
 use scoria_core::events::{self, Action, Detail, Resource};
-use scoria_core::model::{backend_of, SCHEDULER_BINARY, VOLUME_BINARY};
+use scoria_core::host::Host;
+use scoria_core::model::{SCHEDULER_BINARY, VOLUME_BINARY};
 use scoria_core::rpc::{
     volume_topic, RequestSpec, SchedulerRequest, VolumeRequest, SCHEDULER_TOPIC, STATS_FANOUT,
 };
@@ -34,7 +36,16 @@ pub struct ServiceConfig {
     pub service_down_time: Duration,
     /// How long a create waits for the first stats when none have arrived.
     pub init_wait: Duration,
+    /// Volumes placed at once; further requests wait in the queue
+    /// ([`DEFAULT_MAX_CONCURRENT_PLACEMENTS`] unless configured).
+    pub max_concurrent_placements: usize,
+    /// How long a stopping scheduler lets the placements in hand finish
+    /// ([`worker::DEFAULT_EXIT_DEADLINE`] unless configured).
+    pub exit_deadline: Duration,
 }
+
+/// Volumes placed at once unless configured otherwise.
+pub const DEFAULT_MAX_CONCURRENT_PLACEMENTS: usize = 16;
 
 /// A running scheduler.
 #[derive(Clone)]
@@ -56,41 +67,45 @@ impl Scheduler {
         }
     }
 
-    /// Serves the scheduler queue until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    /// Serves the scheduler queue until `shutdown` turns true: placements run side by side,
+    /// up to `max_concurrent_placements`, next to the stats intake and the periodic refresh.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<()> {
         let span = tracing::info_span!("scheduler", host = %self.cfg.host);
         async move {
-            let mut stats = self.bus.subscribe(STATS_FANOUT).await?;
-            let mut inbox = self.bus.consume(SCHEDULER_TOPIC).await?;
+            let stats = self.bus.subscribe(STATS_FANOUT).await?;
+            let inbox = self.bus.consume(SCHEDULER_TOPIC).await?;
             self.refresh().await?;
             self.reschedule_unplaced().await?;
-            let mut tick = tokio::time::interval(self.cfg.report_interval);
+            let deadline = self.cfg.exit_deadline;
+            let placements =
+                Consumer::new("scheduler", self.cfg.max_concurrent_placements, deadline);
+            let reports = Consumer::new("stats reports", 1, deadline);
             tracing::info!("scheduler ready");
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => break,
-                    _ = tick.tick() => {
-                        if let Err(e) = self.refresh().await {
-                            tracing::error!(error = %e, "scheduler refresh failed");
-                        }
-                    }
-                    Some(report) = stats.next() => {
-                        match report.body::<StatsReport>() {
-                            Ok(r) => { self.book.lock().await.update(r); }
-                            Err(e) => tracing::error!(error = %e, "bad stats report"),
-                        }
-                    }
-                    msg = inbox.next() => match msg {
-                        Some(msg) => self.handle(msg).await,
-                        None => break,
-                    },
-                }
-            }
+            tokio::join!(
+                placements.serve(inbox, shutdown.clone(), |msg| self.clone().handle(msg)),
+                reports.serve(stats, shutdown.clone(), |msg| self.clone().take_report(msg)),
+                worker::every(
+                    "scheduler refresh",
+                    self.cfg.report_interval,
+                    shutdown,
+                    || { self.refresh() }
+                ),
+            );
             tracing::info!("scheduler stopped");
             Ok(())
         }
         .instrument(span)
         .await
+    }
+
+    /// Takes a backend's stats report into the pool book.
+    async fn take_report(self, report: Incoming) {
+        match report.body::<StatsReport>() {
+            Ok(r) => {
+                self.book.lock().await.update(r);
+            }
+            Err(e) => tracing::error!(error = %e, "bad stats report"),
+        }
     }
 
     /// Heartbeat, then drop backends that went silent and take newer stats from the database.
@@ -126,7 +141,7 @@ impl Scheduler {
         Ok(())
     }
 
-    async fn handle(&self, msg: Incoming) {
+    async fn handle(self, msg: Incoming) {
         let ctx = msg.context().clone();
         let span = tracing::info_span!("schedule", request_id = %ctx.request_id);
         async {
@@ -139,16 +154,7 @@ impl Scheduler {
                     Ok(())
                 }
             };
-            match outcome {
-                Ok(()) => {
-                    let _ = msg.ack().await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "scheduling not committed; requeueing");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    let _ = msg.requeue().await;
-                }
-            }
+            msg.settle(outcome).await;
         }
         .instrument(span)
         .await
@@ -241,7 +247,7 @@ impl Scheduler {
         book.sync_allocated(&allocated);
         let placement = select(&book, spec, &self.cfg.placement);
         if let Ok(p) = &placement {
-            book.consume(&p.pool, spec.size as f64);
+            book.consume(p.pool.as_str(), spec.size as f64);
         }
         Ok(placement)
     }
@@ -250,9 +256,9 @@ impl Scheduler {
         &self,
         ctx: &RequestContext,
         request_spec: RequestSpec,
-        host: String,
+        host: Host,
     ) -> Result<()> {
-        let topic = volume_topic(backend_of(&host));
+        let topic = volume_topic(host.backend());
         self.bus
             .cast(
                 &topic,

@@ -106,7 +106,7 @@ mod tests {
         let refs: Vec<&PoolState> = pools.iter().collect();
         weigh(&refs, &spec(1, &[]), &cfg(multiplier))
             .into_iter()
-            .map(|w| w.pool.name.clone())
+            .map(|w| w.pool.name.to_string())
             .collect()
     }
 

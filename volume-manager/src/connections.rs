@@ -78,7 +78,10 @@ impl VolumeManager {
     /// Recreates the export of every attachment that holds one on this
     /// backend (a target may have vanished with the service or its host).
     pub(crate) async fn restore_exports(&self) -> Result<()> {
-        let attachments = self.db.exported_attachments(&self.cfg.backend).await?;
+        let attachments = self
+            .db
+            .exported_attachments(self.cfg.backend.as_str())
+            .await?;
         let mut restored = 0;
         for a in &attachments {
             let Some(export) = export_of(a) else {

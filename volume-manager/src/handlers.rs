@@ -3,6 +3,7 @@
 //! the driver, and records the outcome with a compare-and-set.
 
 use scoria_core::events::{self, Action, Detail, Resource};
+use scoria_core::host::Host;
 use scoria_core::model::{Volume, VOLUME_BINARY};
 use scoria_core::rpc::{RequestSpec, SchedulerRequest, VolumeRequest, SCHEDULER_TOPIC};
 use scoria_core::status::{SnapshotStatus, VolumeStatus};
@@ -100,7 +101,7 @@ impl VolumeManager {
         }
         let found = self
             .db
-            .list_services(Some(&self.cfg.backend), Some(VOLUME_BINARY))
+            .list_services(Some(self.cfg.backend.as_str()), Some(VOLUME_BINARY))
             .await?;
         let id = found.into_iter().next().map(|s| s.id);
         if let Some(id) = &id {
@@ -192,17 +193,17 @@ impl VolumeManager {
         &self,
         ctx: &RequestContext,
         mut request: RequestSpec,
-        host: &str,
+        host: &Host,
     ) -> Result<()> {
         let id = request.volume_id.clone();
         let Some(mut vol) = present(self.db.get_volume(&id).await)? else {
             return Ok(());
         };
         let op = &volume::CREATE;
-        if op.interim != Some(vol.status) || vol.host.as_deref() != Some(host) {
+        if op.interim != Some(vol.status) || vol.host.as_ref() != Some(host) {
             return Ok(());
         }
-        vol.host = Some(host.to_string());
+        vol.host = Some(host.clone());
         let creating = VolumeGuard::status_in(op.in_progress());
         let why = match self.run_create(&vol).await? {
             Ok(location) => {
@@ -256,7 +257,7 @@ impl VolumeManager {
         &self,
         ctx: &RequestContext,
         request: RequestSpec,
-        host: &str,
+        host: &Host,
     ) -> Result<()> {
         let unplace = VolumeChanges {
             host: Some(None),

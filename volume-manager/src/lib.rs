@@ -15,13 +15,15 @@ mod stats;
 use std::sync::Arc;
 use std::time::Duration;
 
+use scoria_bus::backoff::Backoff;
+use scoria_bus::worker::{self, Consumer};
 use scoria_bus::{Bus, Incoming};
+use scoria_core::host::Host;
 use scoria_core::rpc::{volume_topic, VolumeRequest};
 use scoria_core::Result;
 use scoria_db::Db;
 use scoria_drivers::VolumeDriver;
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 use tracing::Instrument;
 
 pub use nova::{NovaClient, NovaConfig};
@@ -29,13 +31,16 @@ pub use nova::{NovaClient, NovaConfig};
 /// Settings of one volume manager.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
-    /// The service's host name: `host@backend`.
-    pub backend: String,
+    /// The service's name: `host@backend`.
+    pub backend: Host,
     pub availability_zone: String,
     /// How often stats are reported (Cinder: `backend_stats_polling_interval`).
     pub stats_interval: Duration,
     /// Operations run at once.
     pub max_concurrent_ops: usize,
+    /// How long a stopping manager lets the operations in hand finish
+    /// ([`worker::DEFAULT_EXIT_DEADLINE`] unless configured).
+    pub exit_deadline: Duration,
     /// Nova, told when an attached volume grows; `None`: Nova is not told.
     pub nova: Option<Arc<NovaClient>>,
 }
@@ -64,7 +69,7 @@ impl VolumeManager {
     }
 
     /// Sets up the driver, recovers unfinished work, then serves the backend's
-    /// queue until `shutdown` turns true; in-flight operations are finished first.
+    /// queue until `shutdown` turns true; operations in hand get until the exit deadline to finish.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
         let span = tracing::info_span!("volume", backend = %self.cfg.backend);
         async move {
@@ -74,31 +79,23 @@ impl VolumeManager {
             }
             self.recover().await?;
             self.restore_exports().await?;
-            let stats = tokio::spawn(self.clone().stats_loop(shutdown.clone()));
-            let mut inbox = self.bus.consume(&volume_topic(&self.cfg.backend)).await?;
-            let limit = Arc::new(Semaphore::new(self.cfg.max_concurrent_ops.max(1)));
-            let mut running = JoinSet::new();
+            let inbox = self
+                .bus
+                .consume(&volume_topic(self.cfg.backend.as_str()))
+                .await?;
+            let operations = Consumer::new(
+                "volume operations",
+                self.cfg.max_concurrent_ops,
+                self.cfg.exit_deadline,
+            );
             tracing::info!("volume service ready");
-            loop {
-                let permit = tokio::select! {
-                    p = limit.clone().acquire_owned() => p.expect("semaphore never closes"),
-                    _ = shutdown.changed() => break,
-                };
-                let msg = tokio::select! {
-                    m = inbox.next() => m,
-                    _ = shutdown.changed() => break,
-                };
-                let Some(msg) = msg else { break };
-                let this = self.clone();
-                running.spawn(async move {
-                    this.handle(msg).await;
-                    drop(permit);
-                });
-                while running.try_join_next().is_some() {}
-            }
-            tracing::info!(in_flight = running.len(), "volume service stopping");
-            while running.join_next().await.is_some() {}
-            stats.abort();
+            tokio::join!(
+                operations.serve(inbox, shutdown.clone(), |msg| self.clone().handle(msg)),
+                worker::every("stats report", self.cfg.stats_interval, shutdown, || {
+                    self.report_stats()
+                }),
+            );
+            tracing::info!("volume service stopped");
             Ok(())
         }
         .instrument(span)
@@ -106,21 +103,20 @@ impl VolumeManager {
     }
 
     async fn setup_driver(&self, shutdown: &mut watch::Receiver<bool>) {
-        let mut delay = Duration::from_millis(500);
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         loop {
             match self.driver.setup().await {
                 Ok(()) => return,
                 Err(e) => tracing::error!(error = %e, "driver setup failed; retrying"),
             }
             tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
+                _ = backoff.wait() => {}
                 _ = shutdown.changed() => return,
             }
-            delay = (delay * 2).min(Duration::from_secs(30));
         }
     }
 
-    async fn handle(&self, msg: Incoming) {
+    async fn handle(self, msg: Incoming) {
         let ctx = msg.context().clone();
         let span = tracing::info_span!("op", request_id = %ctx.request_id);
         async {
@@ -139,18 +135,10 @@ impl VolumeManager {
                 }
                 return;
             }
-            match self.dispatch(&ctx, req).await {
-                Ok(()) => {
-                    let _ = msg.ack().await;
-                }
-                Err(e) => {
-                    // The database could not record the outcome: let the
-                    // message come back rather than lose the operation.
-                    tracing::error!(error = %e, "operation not committed; requeueing");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    let _ = msg.requeue().await;
-                }
-            }
+            // When the database could not record the outcome, the message
+            // comes back rather than the operation being lost.
+            let outcome = self.dispatch(&ctx, req).await;
+            msg.settle(outcome).await;
         }
         .instrument(span)
         .await

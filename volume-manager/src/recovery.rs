@@ -26,10 +26,12 @@ impl VolumeManager {
             tracing::info!(volume = %vol.id, status = %vol.status, "recovering interrupted operation");
             match vol.status {
                 VolumeStatus::Creating => {
-                    let mut request = self.db.request_spec(&vol).await?;
-                    request.attempts.push(backend.to_string());
-                    let host = vol.host.clone().unwrap_or_default();
-                    self.create_volume(&owner, request, &host).await?
+                    // Listed by backend, so placed: the host is always there.
+                    if let Some(host) = &vol.host {
+                        let mut request = self.db.request_spec(&vol).await?;
+                        request.attempts.push(backend.to_string());
+                        self.create_volume(&owner, request, host).await?
+                    }
                 }
                 VolumeStatus::Deleting => self.delete_volume(&owner, &vol.id).await?,
                 VolumeStatus::Extending => self.recover_extend(&owner, &vol.id).await?,

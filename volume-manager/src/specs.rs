@@ -1,6 +1,7 @@
 //! Turning stored resources into what the driver is told.
 
-use scoria_core::model::{pool_of, Snapshot, Volume};
+use scoria_core::host::Host;
+use scoria_core::model::{Snapshot, Volume};
 use scoria_core::Result;
 use scoria_drivers::{SnapshotSpec, VolumeSpec};
 
@@ -20,7 +21,7 @@ impl VolumeManager {
         Ok(VolumeSpec {
             id: v.id.clone(),
             size: v.size,
-            pool: v.host.as_deref().and_then(pool_of).map(str::to_string),
+            pool: v.host.as_ref().and_then(Host::pool).map(str::to_string),
             provider_location: v.provider_location.clone(),
             extra_specs,
         })

@@ -7,24 +7,10 @@ use scoria_core::model::VOLUME_BINARY;
 use scoria_core::rpc::STATS_FANOUT;
 use scoria_core::stats::StatsReport;
 use scoria_core::{time, Error, RequestContext, Result};
-use tokio::sync::watch;
 
 use crate::VolumeManager;
 
 impl VolumeManager {
-    pub(crate) async fn stats_loop(self, mut shutdown: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(self.cfg.stats_interval);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
-            }
-            if let Err(e) = self.report_stats().await {
-                tracing::error!(error = %e, "stats report failed");
-            }
-        }
-    }
-
     /// The driver's current report, completed with what the database knows.
     pub(crate) async fn current_report(&self) -> Result<StatsReport> {
         let backend = &self.cfg.backend;
@@ -35,13 +21,14 @@ impl VolumeManager {
             .map_err(|e| Error::Internal(format!("driver stats failed: {e}")))?;
         let allocated: HashMap<String, i64> = self
             .db
-            .allocated_by_pool(backend)
+            .allocated_by_pool(backend.as_str())
             .await?
             .into_iter()
             .collect();
         for pool in &mut stats.pools {
-            let key = format!("{backend}#{}", pool.pool_name);
-            pool.allocated_capacity_gb = allocated.get(&key).copied().unwrap_or(0) as f64;
+            let key = backend.in_pool(&pool.pool_name);
+            let gb = allocated.get(key.as_str()).copied().unwrap_or(0);
+            pool.allocated_capacity_gb = gb as f64;
         }
         Ok(StatsReport {
             backend: backend.clone(),
@@ -54,7 +41,7 @@ impl VolumeManager {
 
     /// Collects, stores and publishes one stats report.
     pub async fn report_stats(&self) -> Result<()> {
-        let (backend, zone) = (&self.cfg.backend, &self.cfg.availability_zone);
+        let (backend, zone) = (self.cfg.backend.as_str(), &self.cfg.availability_zone);
         let report = match self.current_report().await {
             Ok(r) => r,
             Err(e) => {
