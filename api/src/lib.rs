@@ -4,32 +4,12 @@
 //! The api validates, records the request in the database, and casts the
 //! work to the scheduler or a volume manager; it never touches storage.
 
+mod admin;
 mod attach;
-mod attach_actions;
-mod attachments;
-mod capabilities;
-mod context;
-mod encryption;
-mod extract;
-mod fault;
-mod filters;
-mod keystone;
-mod metadata;
-mod paging;
-mod projects;
-mod revert;
+mod auth;
+mod http;
 mod snapshots;
-mod validate;
-pub mod version;
-mod views;
-mod volume_actions;
 mod volumes;
-// Resource modules (one per resource family).
-mod extensions;
-mod limits;
-mod messages;
-mod services;
-mod types;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,8 +20,9 @@ use axum::Router;
 use scoria_bus::Bus;
 use scoria_db::Db;
 
-pub use context::{Ctx, ServiceRoles};
-pub use keystone::{KeystoneAuth, KeystoneConfig};
+pub use auth::keystone::{KeystoneAuth, KeystoneConfig};
+pub use http::context::{Ctx, ServiceRoles};
+pub use http::version;
 
 /// How callers are authenticated.
 #[derive(Debug, Clone)]
@@ -111,20 +92,20 @@ pub struct ApiState {
 /// Every resource route, relative to `/v3` or `/v3/{project_id}`.
 fn resources() -> Router<ApiState> {
     Router::new()
-        .merge(volumes::routes())
-        .merge(volume_actions::routes())
-        .merge(attachments::routes())
-        .merge(encryption::routes())
-        .merge(snapshots::routes())
-        .merge(metadata::routes())
-        .merge(types::routes())
-        .merge(services::routes())
-        .merge(limits::routes())
-        .merge(messages::routes())
-        .merge(extensions::routes())
-        .merge(projects::routes())
-        .merge(capabilities::routes())
-        .merge(filters::routes())
+        .merge(volumes::crud::routes())
+        .merge(volumes::actions::routes())
+        .merge(attach::attachments::routes())
+        .merge(volumes::encryption::routes())
+        .merge(snapshots::crud::routes())
+        .merge(volumes::metadata::routes())
+        .merge(admin::types::routes())
+        .merge(admin::services::routes())
+        .merge(admin::limits::routes())
+        .merge(admin::messages::routes())
+        .merge(admin::extensions::routes())
+        .merge(auth::projects::routes())
+        .merge(admin::capabilities::routes())
+        .merge(http::filters::routes())
 }
 
 /// The whole application.
@@ -132,18 +113,18 @@ pub fn router(state: ApiState) -> Router {
     let api = Router::new()
         .nest("/v3/{project_id}", resources())
         .nest("/v3", resources())
-        .layer(from_fn_with_state(state.clone(), context::middleware));
+        .layer(from_fn_with_state(state.clone(), http::context::middleware));
     let docs = Router::new()
         .route("/", get(version::root))
         .route("/v3/", get(version::v3))
         .route("/v3", get(version::v3))
         .fallback(|| async {
-            fault::fault(
+            http::fault::fault(
                 axum::http::StatusCode::NOT_FOUND,
                 "The resource could not be found.",
             )
         })
-        .layer(from_fn(context::plain_headers));
+        .layer(from_fn(http::context::plain_headers));
     docs.merge(api)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(state)

@@ -9,10 +9,10 @@ use scoria_core::Error;
 use scoria_db::{Page, SnapshotChanges, SnapshotQuery, SortDir, VolumeChanges, VolumeGuard};
 use serde_json::Value;
 
-use crate::context::Ctx;
-use crate::fault::{bad_request, ApiError, ApiResult};
-use crate::validate;
-use crate::volumes::visible_volume;
+use crate::http::context::Ctx;
+use crate::http::fault::{bad_request, ApiError, ApiResult};
+use crate::http::validate;
+use crate::volumes::crud::visible_volume;
 use crate::ApiState;
 
 /// The first microversion with the action.

@@ -6,7 +6,7 @@ use scoria_core::model::{Snapshot, Volume};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::context::Ctx;
+use crate::http::context::Ctx;
 
 /// One link of a resource.
 #[derive(Debug, Serialize)]

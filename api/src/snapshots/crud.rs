@@ -12,14 +12,16 @@ use scoria_core::{time, Error};
 use scoria_db::{SnapshotChanges, SnapshotQuery, SortKey};
 use serde_json::{json, Map, Value};
 
-use crate::context::Ctx;
-use crate::extract::{JsonBody, Params};
-use crate::fault::{bad_request, ApiError, ApiResult};
-use crate::paging::View;
-use crate::validate::{self, MAX_TEXT};
-use crate::volume_actions::single_action;
-use crate::volumes::{visible_volume, IdPath};
-use crate::{filters, paging, views, ApiState};
+use crate::http::context::Ctx;
+use crate::http::extract::{JsonBody, Params};
+use crate::http::fault::{bad_request, ApiError, ApiResult};
+use crate::http::paging::View;
+use crate::http::validate::{self, MAX_TEXT};
+use crate::http::{filters, paging};
+use crate::volumes::actions::single_action;
+use crate::volumes::crud::{visible_volume, IdPath};
+use crate::volumes::views;
+use crate::ApiState;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()

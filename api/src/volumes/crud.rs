@@ -13,12 +13,14 @@ use scoria_db::{VolumeChanges, VolumeGuard, VolumeQuery};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::context::Ctx;
-use crate::extract::{JsonBody, Params};
-use crate::fault::{bad_request, ApiError, ApiResult};
-use crate::paging::View;
-use crate::validate::{self, MAX_TEXT};
-use crate::{filters, paging, views, ApiState};
+use crate::http::context::Ctx;
+use crate::http::extract::{JsonBody, Params};
+use crate::http::fault::{bad_request, ApiError, ApiResult};
+use crate::http::paging::View;
+use crate::http::validate::{self, MAX_TEXT};
+use crate::http::{filters, paging};
+use crate::volumes::views;
+use crate::ApiState;
 
 #[derive(Deserialize)]
 pub(crate) struct IdPath {

@@ -12,11 +12,13 @@ use scoria_db::MessageQuery;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::context::Ctx;
-use crate::extract::Params;
-use crate::fault::{ApiError, ApiResult};
-use crate::paging::View;
-use crate::{filters, paging, views, ApiState};
+use crate::http::context::Ctx;
+use crate::http::extract::Params;
+use crate::http::fault::{ApiError, ApiResult};
+use crate::http::paging::View;
+use crate::http::{filters, paging};
+use crate::volumes::views;
+use crate::ApiState;
 
 /// Routes of this module, relative to `/v3`.
 pub fn routes() -> Router<ApiState> {

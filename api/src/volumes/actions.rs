@@ -13,12 +13,12 @@ use scoria_core::Error;
 use scoria_db::{VolumeChanges, VolumeGuard};
 use serde_json::{Map, Value};
 
-use crate::attach_actions;
-use crate::context::Ctx;
-use crate::extract::JsonBody;
-use crate::fault::{bad_request, ApiError, ApiResult};
-use crate::validate;
-use crate::volumes::{start_delete, visible_volume, IdPath};
+use crate::attach::legacy;
+use crate::http::context::Ctx;
+use crate::http::extract::JsonBody;
+use crate::http::fault::{bad_request, ApiError, ApiResult};
+use crate::http::validate;
+use crate::volumes::crud::{start_delete, visible_volume, IdPath};
 use crate::ApiState;
 
 pub fn routes() -> Router<ApiState> {
@@ -57,7 +57,7 @@ async fn action(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let (name, arg) = single_action(&body)?;
-    if let Some(done) = attach_actions::run(&state, &ctx, &p.id, name, arg).await {
+    if let Some(done) = legacy::run(&state, &ctx, &p.id, name, arg).await {
         return done;
     }
     let accepted = StatusCode::ACCEPTED.into_response();
@@ -72,7 +72,7 @@ async fn action(
             let bootable = validate::boolean("bootable", required(name, args(name, arg)?, "bootable")?)?;
             set_bootable(&state, &ctx, &p.id, bootable).await.map(|_| StatusCode::OK.into_response())
         }
-        "revert" => crate::revert::revert(&state, &ctx, &p.id, arg).await.map(|_| accepted),
+        "revert" => crate::volumes::revert::revert(&state, &ctx, &p.id, arg).await.map(|_| accepted),
         "os-update_readonly_flag" => {
             let readonly = validate::boolean("readonly", required(name, args(name, arg)?, "readonly")?)?;
             set_readonly(&state, &ctx, &p.id, readonly).await.map(|_| accepted)

@@ -15,7 +15,7 @@ use scoria_keystone::{
 };
 use serde::Deserialize;
 
-use crate::fault::fault;
+use crate::http::fault::fault;
 
 /// How long one request to Keystone may take, unless `http_connect_timeout` says otherwise.
 const KEYSTONE_TIMEOUT: Duration = Duration::from_secs(10);

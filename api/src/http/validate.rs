@@ -3,7 +3,7 @@
 use scoria_core::model::Metadata;
 use serde_json::{Map, Value};
 
-use crate::fault::{bad_request, ApiError, ApiResult};
+use crate::http::fault::{bad_request, ApiError, ApiResult};
 
 /// Longest name or description accepted.
 pub const MAX_TEXT: usize = 255;

@@ -15,14 +15,15 @@ use scoria_db::{AttachmentChanges, AttachmentQuery};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::attach::{self, flat_connection_info};
-use crate::context::Ctx;
-use crate::extract::{JsonBody, Params};
-use crate::fault::{bad_request, ApiError, ApiResult};
-use crate::paging::View;
-use crate::volume_actions::single_action;
-use crate::volumes::visible_volume;
-use crate::{filters, paging, validate, ApiState};
+use crate::attach::workflow::{self, flat_connection_info};
+use crate::http::context::Ctx;
+use crate::http::extract::{JsonBody, Params};
+use crate::http::fault::{bad_request, ApiError, ApiResult};
+use crate::http::paging::View;
+use crate::http::{filters, paging, validate};
+use crate::volumes::actions::single_action;
+use crate::volumes::crud::visible_volume;
+use crate::ApiState;
 
 /// The microversion that introduced attachments.
 const ATTACHMENTS: u32 = 27;
@@ -147,7 +148,7 @@ async fn create(
     let connector = connector(m)?;
     let mode = mode_field(m)?;
     let vol = visible_volume(&state, &ctx, &volume_id).await?;
-    let att = attach::reserve(&state, &ctx, &vol, instance_uuid, mode).await?;
+    let att = workflow::reserve(&state, &ctx, &vol, instance_uuid, mode).await?;
     let Some(connector) = connector else {
         return Ok(Json(json!({ "attachment": detail(&att) })));
     };
@@ -185,11 +186,11 @@ async fn export(
     failed: &str,
 ) -> ApiResult<Json<Value>> {
     let attaching = Some(AttachStatus::Attaching);
-    let e = match attach::connect(state, ctx, vol, att, connector, attaching).await {
+    let e = match workflow::connect(state, ctx, vol, att, connector, attaching).await {
         Ok(att) => return Ok(Json(json!({ "attachment": detail(&att) }))),
         Err(e) => e,
     };
-    attach::undo_export(state, ctx, vol, &att.id);
+    workflow::undo_export(state, ctx, vol, &att.id);
     match leftover {
         Leftover::Nothing => state.db.delete_attachment(&att.id, None).await?,
         Leftover::Failed => {
@@ -200,7 +201,7 @@ async fn export(
             state.db.update_attachment(&att.id, &changes, None).await?
         }
     };
-    Err(attach::server_error(e, failed))
+    Err(workflow::server_error(e, failed))
 }
 
 async fn update(
@@ -314,13 +315,13 @@ async fn remove(
     ctx.require_version(ATTACHMENTS)?;
     let att = visible(&state, &ctx, &p.id).await?;
     let vol = state.db.get_volume(&att.volume_id).await?;
-    if let Err(e) = attach::disconnect(&state, &ctx, &vol, &att).await {
+    if let Err(e) = workflow::disconnect(&state, &ctx, &vol, &att).await {
         let failed = AttachmentChanges {
             attach_status: Some(AttachStatus::ErrorDetaching),
             ..Default::default()
         };
         state.db.update_attachment(&att.id, &failed, None).await?;
-        return Err(attach::server_error(e, "Unable to delete attachment"));
+        return Err(workflow::server_error(e, "Unable to delete attachment"));
     }
     state.db.delete_attachment(&att.id, None).await?;
     let left = state.db.attachments_of_volume(&vol.id).await?;

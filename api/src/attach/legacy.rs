@@ -17,11 +17,11 @@ use scoria_core::{time, Error};
 use scoria_db::{AttachmentChanges, VolumeChanges, VolumeGuard};
 use serde_json::{json, Map, Value};
 
-use crate::attach;
-use crate::context::Ctx;
-use crate::fault::{bad_request, ApiError, ApiResult};
-use crate::validate;
-use crate::volumes::visible_volume;
+use crate::attach::workflow;
+use crate::http::context::Ctx;
+use crate::http::fault::{bad_request, ApiError, ApiResult};
+use crate::http::validate;
+use crate::volumes::crud::visible_volume;
 use crate::ApiState;
 
 /// Runs the legacy attach action `name`, or `None` if `name` is not one.
@@ -156,7 +156,7 @@ async fn initialize(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiRe
         Some(a) => (a, false),
         None => (connection_record(state, &v).await?, true),
     };
-    match attach::connect(state, ctx, &v, &att, connector, None).await {
+    match workflow::connect(state, ctx, &v, &att, connector, None).await {
         Ok(att) => {
             let info = att
                 .connection_info
@@ -165,12 +165,12 @@ async fn initialize(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiRe
             Ok(json!({
                 "connection_info": {
                     "driver_volume_type": info.driver_volume_type,
-                    "data": attach::standard_data(&att, &info),
+                    "data": workflow::standard_data(&att, &info),
                 }
             }))
         }
         Err(e) => {
-            attach::undo_export(state, ctx, &v, &att.id);
+            workflow::undo_export(state, ctx, &v, &att.id);
             if created {
                 state
                     .db
@@ -201,7 +201,7 @@ async fn terminate(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiRes
         if !same_host(&a, &connector) {
             continue;
         }
-        attach::disconnect(state, ctx, &v, &a).await?;
+        workflow::disconnect(state, ctx, &v, &a).await?;
         if a.attach_status == AttachStatus::Detached {
             state
                 .db
@@ -234,7 +234,7 @@ async fn attach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult
     };
     let v = visible_volume(state, ctx, id).await?;
     not_in_maintenance(&v, "attached")?;
-    if attach::readonly(&v) && mode == AccessMode::Rw {
+    if workflow::readonly(&v) && mode == AccessMode::Rw {
         return Err(bad_request(format!(
             "Invalid input received: Invalid attaching mode 'rw' for volume {id}: the volume is read-only."
         )));
@@ -304,7 +304,7 @@ async fn detach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult
             }
         }
     };
-    attach::disconnect(state, ctx, &v, att).await?;
+    workflow::disconnect(state, ctx, &v, att).await?;
     state.db.delete_attachment(&att.id, None).await?;
     Ok(())
 }
@@ -349,9 +349,9 @@ async fn force_detach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> Api
         )));
     }
     if let Some(att) = chosen.first() {
-        attach::disconnect(state, ctx, &v, att)
+        workflow::disconnect(state, ctx, &v, att)
             .await
-            .map_err(|e| attach::server_error(e, "Unable to terminate volume connection"))?;
+            .map_err(|e| workflow::server_error(e, "Unable to terminate volume connection"))?;
         state.db.delete_attachment(&att.id, None).await?;
     }
     state.db.recompute_attach_status(id).await?;

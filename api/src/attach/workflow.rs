@@ -13,8 +13,8 @@ use scoria_core::{Error, RequestContext};
 use scoria_db::{AttachGate, AttachmentChanges};
 use serde_json::{Map, Value};
 
-use crate::context::Ctx;
-use crate::fault::{bad_request, ApiError, ApiResult};
+use crate::http::context::Ctx;
+use crate::http::fault::{bad_request, ApiError, ApiResult};
 use crate::ApiState;
 
 /// Statuses from which a volume can be reserved for one server.
@@ -92,7 +92,7 @@ pub(crate) fn new_credentials(attachment_id: &str) -> Chap {
 pub(crate) fn readonly(vol: &Volume) -> bool {
     vol.admin_metadata
         .get("readonly")
-        .and_then(|v| crate::validate::parse_bool(v))
+        .and_then(|v| crate::http::validate::parse_bool(v))
         .unwrap_or(false)
 }
 

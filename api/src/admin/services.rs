@@ -18,11 +18,11 @@ use scoria_scheduler::filters::capabilities_satisfy;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::context::Ctx;
-use crate::extract::{JsonBody, Params};
-use crate::fault::{bad_request, ApiError, ApiResult};
-use crate::validate::{self, MAX_TEXT};
-use crate::version::ApiVersion;
+use crate::http::context::Ctx;
+use crate::http::extract::{JsonBody, Params};
+use crate::http::fault::{bad_request, ApiError, ApiResult};
+use crate::http::validate::{self, MAX_TEXT};
+use crate::http::version::ApiVersion;
 use crate::ApiState;
 
 /// Routes of this module, relative to `/v3`.

@@ -1,0 +1,3 @@
+//! The snapshots family.
+
+pub mod crud;
