@@ -8,20 +8,20 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use scoria_core::model::{AccessMode, Attachment, Connector};
+use scoria_core::model::{AccessMode, Attachment, Connector, Volume};
 use scoria_core::status::AttachStatus;
 use scoria_core::{time, Error};
 use scoria_db::{AttachmentChanges, AttachmentQuery};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::attach::workflow::{self, flat_connection_info};
+use crate::attach::views::{detail, summary};
+use crate::attach::workflow::{self, Leftover};
 use crate::http::context::Ctx;
 use crate::http::extract::{JsonBody, Params};
 use crate::http::fault::{bad_request, ApiError, ApiResult};
 use crate::http::paging::View;
 use crate::http::{filters, paging, validate};
-use crate::volumes::actions::single_action;
 use crate::volumes::crud::visible_volume;
 use crate::ApiState;
 
@@ -39,35 +39,6 @@ pub fn routes() -> Router<ApiState> {
         .route("/attachments/detail", get(list))
         .route("/attachments/{id}", get(show).put(update).delete(remove))
         .route("/attachments/{id}/action", post(action))
-}
-
-/// `""` for an unset time, as Cinder shows it.
-fn when(t: &Option<String>) -> Value {
-    Value::String(t.clone().unwrap_or_default())
-}
-
-/// `{id, status, instance, volume_id}`.
-fn summary(a: &Attachment) -> Value {
-    json!({
-        "id": a.id,
-        "status": a.attach_status.as_str(),
-        "instance": a.instance_uuid,
-        "volume_id": a.volume_id,
-    })
-}
-
-/// The detail view.
-fn detail(a: &Attachment) -> Value {
-    json!({
-        "id": a.id,
-        "status": a.attach_status.as_str(),
-        "instance": a.instance_uuid,
-        "volume_id": a.volume_id,
-        "attached_at": when(&a.attached_at),
-        "detached_at": when(&a.detached_at),
-        "attach_mode": a.attach_mode.map(AccessMode::as_str),
-        "connection_info": flat_connection_info(a),
-    })
 }
 
 /// An attachment the caller may see, or 404.
@@ -159,49 +130,28 @@ async fn create(
         &vol,
         &att,
         connector,
-        Leftover::Nothing,
+        Leftover::Removed,
         &failed,
     )
     .await
 }
 
-/// What stays of an attachment whose export failed.
-enum Leftover {
-    /// The attachment is removed (a create).
-    Nothing,
-    /// The attachment stays, `error_attaching` (an update).
-    Failed,
-}
-
-/// Exports the volume for `att` and answers with the attachment; when that
-/// fails, undoes any partial export, leaves `leftover` and answers a 500
-/// that starts with `failed`.
+/// Exports the volume for `att` and answers with the attachment, or with a
+/// 500 that starts with `failed` once the workflow has left `leftover`.
 async fn export(
     state: &ApiState,
     ctx: &Ctx,
-    vol: &scoria_core::model::Volume,
+    vol: &Volume,
     att: &Attachment,
     connector: Connector,
     leftover: Leftover,
     failed: &str,
 ) -> ApiResult<Json<Value>> {
     let attaching = Some(AttachStatus::Attaching);
-    let e = match workflow::connect(state, ctx, vol, att, connector, attaching).await {
-        Ok(att) => return Ok(Json(json!({ "attachment": detail(&att) }))),
-        Err(e) => e,
-    };
-    workflow::undo_export(state, ctx, vol, &att.id);
-    match leftover {
-        Leftover::Nothing => state.db.delete_attachment(&att.id, None).await?,
-        Leftover::Failed => {
-            let changes = AttachmentChanges {
-                attach_status: Some(AttachStatus::ErrorAttaching),
-                ..Default::default()
-            };
-            state.db.update_attachment(&att.id, &changes, None).await?
-        }
-    };
-    Err(workflow::server_error(e, failed))
+    match workflow::export(state, ctx, vol, att, connector, attaching, leftover).await {
+        Ok(att) => Ok(Json(json!({ "attachment": detail(&att) }))),
+        Err(e) => Err(workflow::server_error(e, failed)),
+    }
 }
 
 async fn update(
@@ -246,7 +196,7 @@ async fn update(
 /// A volume that is not multiattach may be attached to one host only.
 async fn check_single_host(
     state: &ApiState,
-    vol: &scoria_core::model::Volume,
+    vol: &Volume,
     att: &Attachment,
     connector: &Connector,
 ) -> ApiResult<()> {
@@ -276,11 +226,9 @@ async fn action(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     ctx.require_version(ATTACHMENTS)?;
-    let (name, _) = single_action(&body)?;
+    let (name, _) = validate::single_action(&body)?;
     if name != "os-complete" {
-        return Err(bad_request(format!(
-            "There is no such action: {name}. Verify the request body and Content-Type header and try again."
-        )));
+        return Err(validate::no_such_action(name));
     }
     ctx.require_version(44)?;
     let att = visible(&state, &ctx, &p.id).await?;
@@ -315,15 +263,9 @@ async fn remove(
     ctx.require_version(ATTACHMENTS)?;
     let att = visible(&state, &ctx, &p.id).await?;
     let vol = state.db.get_volume(&att.volume_id).await?;
-    if let Err(e) = workflow::disconnect(&state, &ctx, &vol, &att).await {
-        let failed = AttachmentChanges {
-            attach_status: Some(AttachStatus::ErrorDetaching),
-            ..Default::default()
-        };
-        state.db.update_attachment(&att.id, &failed, None).await?;
-        return Err(workflow::server_error(e, "Unable to delete attachment"));
-    }
-    state.db.delete_attachment(&att.id, None).await?;
+    workflow::detach(&state, &ctx, &vol, &att)
+        .await
+        .map_err(|e| workflow::server_error(e, "Unable to delete attachment"))?;
     let left = state.db.attachments_of_volume(&vol.id).await?;
     Ok(Json(json!({
         "attachments": left.iter().map(summary).collect::<Vec<_>>()

@@ -3,4 +3,5 @@
 
 pub mod attachments;
 pub mod legacy;
+pub mod views;
 pub mod workflow;

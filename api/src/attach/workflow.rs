@@ -1,6 +1,7 @@
-//! The steps both attach workflows share (the attachments API and the legacy
+//! The steps both attach front-ends share (the attachments API and the legacy
 //! volume actions): reserve a volume for a server, export it to a host
-//! through its volume service, and undo an export.
+//! through its volume service and roll a failed export back, and remove an
+//! export. The front-ends call in here; nothing here calls them.
 //!
 //! The api owns attachment records. Before it asks the volume service for an
 //! export, it stores everything the export needs (connector, access mode,
@@ -11,7 +12,7 @@ use scoria_core::rpc::{volume_topic, VolumeRequest};
 use scoria_core::status::{AttachStatus, VolumeStatus};
 use scoria_core::{Error, RequestContext};
 use scoria_db::{AttachGate, AttachmentChanges};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::http::context::Ctx;
 use crate::http::fault::{bad_request, ApiError, ApiResult};
@@ -133,8 +134,8 @@ fn backend_of(vol: &Volume) -> ApiResult<String> {
 /// Exports `vol` for `att` to the host described by `connector` and stores
 /// the result; `next` is the attachment's status afterwards (`None` keeps
 /// it). On failure the attachment keeps its connector and credentials and
-/// the error is returned for the caller to roll back as its workflow says.
-pub(crate) async fn connect(
+/// the error is returned for [`export`] to roll back.
+async fn connect(
     state: &ApiState,
     ctx: &Ctx,
     vol: &Volume,
@@ -181,6 +182,55 @@ pub(crate) async fn connect(
     Ok(state.db.get_attachment(&att.id).await?)
 }
 
+/// What stays of an attachment whose export failed.
+pub(crate) enum Leftover {
+    /// The attachment stays as it was (a legacy connection of an existing record).
+    Kept,
+    /// The attachment is removed (an attachments API create).
+    Removed,
+    /// The attachment is removed unless something attached it meanwhile (a
+    /// legacy connection record made for this export).
+    RemovedIfDetached,
+    /// The attachment stays, `error_attaching` (an attachments API update).
+    Failed,
+}
+
+/// Exports the volume for `att` ([`connect`]); when that fails, undoes any
+/// partial export, leaves `leftover` and returns the export's error.
+pub(crate) async fn export(
+    state: &ApiState,
+    ctx: &Ctx,
+    vol: &Volume,
+    att: &Attachment,
+    connector: Connector,
+    next: Option<AttachStatus>,
+    leftover: Leftover,
+) -> ApiResult<Attachment> {
+    let e = match connect(state, ctx, vol, att, connector, next).await {
+        Ok(att) => return Ok(att),
+        Err(e) => e,
+    };
+    undo_export(state, ctx, vol, &att.id);
+    match leftover {
+        Leftover::Kept => true,
+        Leftover::Removed => state.db.delete_attachment(&att.id, None).await?,
+        Leftover::RemovedIfDetached => {
+            state
+                .db
+                .delete_attachment(&att.id, Some(&[AttachStatus::Detached]))
+                .await?
+        }
+        Leftover::Failed => {
+            let changes = AttachmentChanges {
+                attach_status: Some(AttachStatus::ErrorAttaching),
+                ..Default::default()
+            };
+            state.db.update_attachment(&att.id, &changes, None).await?
+        }
+    };
+    Err(e)
+}
+
 /// Removes the export of `att`, if it has one, and forgets its connection
 /// info. The volume service is asked and must answer: an export is never
 /// forgotten while it may still exist.
@@ -202,6 +252,26 @@ pub(crate) async fn disconnect(
     Ok(())
 }
 
+/// Removes the export of `att` and then `att`; when the volume service
+/// fails, `att` stays, `error_detaching`, and the error is returned.
+pub(crate) async fn detach(
+    state: &ApiState,
+    ctx: &Ctx,
+    vol: &Volume,
+    att: &Attachment,
+) -> ApiResult<()> {
+    if let Err(e) = disconnect(state, ctx, vol, att).await {
+        let failed = AttachmentChanges {
+            attach_status: Some(AttachStatus::ErrorDetaching),
+            ..Default::default()
+        };
+        state.db.update_attachment(&att.id, &failed, None).await?;
+        return Err(e);
+    }
+    state.db.delete_attachment(&att.id, None).await?;
+    Ok(())
+}
+
 /// A backend failure as Cinder words it (500, "`what`: detail."), keeping
 /// other errors as they are.
 pub(crate) fn server_error(e: ApiError, what: &str) -> ApiError {
@@ -215,7 +285,7 @@ pub(crate) fn server_error(e: ApiError, what: &str) -> ApiError {
 
 /// Undoes whatever part of an export a failed [`connect`] may have made,
 /// in the background (the volume service may be the thing that failed).
-pub(crate) fn undo_export(state: &ApiState, ctx: &Ctx, vol: &Volume, attachment_id: &str) {
+fn undo_export(state: &ApiState, ctx: &Ctx, vol: &Volume, attachment_id: &str) {
     let Some(backend) = vol.backend().map(str::to_string) else {
         return;
     };
@@ -246,39 +316,4 @@ async fn unexport(
         .call(&volume_topic(backend), rc, &req, state.cfg.rpc_timeout)
         .await?;
     Ok(())
-}
-
-/// The connection info as the attachments API shows it: the driver's data
-/// flattened with its type, the attachment id and the standard keys.
-pub(crate) fn flat_connection_info(att: &Attachment) -> Map<String, Value> {
-    let Some(info) = &att.connection_info else {
-        return Map::new();
-    };
-    let mut out = standard_data(att, info);
-    out.insert(
-        "driver_volume_type".into(),
-        info.driver_volume_type.clone().into(),
-    );
-    out.insert("attachment_id".into(), att.id.clone().into());
-    out.insert(
-        "enforce_multipath".into(),
-        att.connector
-            .as_ref()
-            .and_then(|c| c.get("enforce_multipath"))
-            .cloned()
-            .unwrap_or(Value::Bool(false)),
-    );
-    out
-}
-
-/// The driver's data plus the keys every connection carries (`access_mode`,
-/// `encrypted`, `qos_specs`), as the legacy `os-initialize_connection` nests it.
-pub(crate) fn standard_data(att: &Attachment, info: &ConnectionInfo) -> Map<String, Value> {
-    let mut data = info.data.clone();
-    let mode = att.attach_mode.unwrap_or(AccessMode::Rw);
-    data.insert("access_mode".into(), mode.as_str().into());
-    data.entry("encrypted").or_insert(Value::Bool(false));
-    data.entry("qos_specs").or_insert(Value::Null);
-    data.insert("attachment_id".into(), att.id.clone().into());
-    data
 }

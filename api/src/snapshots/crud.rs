@@ -18,7 +18,6 @@ use crate::http::fault::{bad_request, ApiError, ApiResult};
 use crate::http::paging::View;
 use crate::http::validate::{self, MAX_TEXT};
 use crate::http::{filters, paging};
-use crate::volumes::actions::single_action;
 use crate::volumes::crud::{visible_volume, IdPath};
 use crate::volumes::views;
 use crate::ApiState;
@@ -252,28 +251,35 @@ async fn action(
     Path(p): Path<IdPath>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let (name, arg) = single_action(&body)?;
+    let (name, arg) = validate::single_action(&body)?;
     match name {
         "os-reset_status" => {
             ctx.require_admin("volume_extension:snapshot_admin_actions:reset_status")?;
-            let m = arg.as_object().ok_or_else(|| bad_request("Invalid input received: os-reset_status needs {\"status\": …}."))?;
+            let m = arg.as_object().ok_or_else(|| {
+                bad_request("Invalid input received: os-reset_status needs {\"status\": …}.")
+            })?;
             let status = validate::opt_string(m, "status", 64)?
-                .ok_or_else(|| bad_request("Invalid input received: os-reset_status needs 'status'."))?
+                .ok_or_else(|| {
+                    bad_request("Invalid input received: os-reset_status needs 'status'.")
+                })?
                 .parse::<SnapshotStatus>()
                 .map_err(|e| bad_request(format!("Invalid input received: status {e}")))?;
             visible_snapshot(&state, &ctx, &p.id).await?;
-            state.db.update_snapshot(&p.id, &SnapshotChanges::status(status), None).await?;
+            state
+                .db
+                .update_snapshot(&p.id, &SnapshotChanges::status(status), None)
+                .await?;
         }
         "os-force_delete" => {
             ctx.require_admin("volume_extension:snapshot_admin_actions:force_delete")?;
-            let any: Vec<SnapshotStatus> = SnapshotStatus::ALL.iter().copied().filter(|s| *s != SnapshotStatus::Deleting).collect();
+            let any: Vec<SnapshotStatus> = SnapshotStatus::ALL
+                .iter()
+                .copied()
+                .filter(|s| *s != SnapshotStatus::Deleting)
+                .collect();
             start_delete(&state, &ctx, &p.id, &any).await?;
         }
-        other => {
-            return Err(bad_request(format!(
-                "There is no such action: {other}. Verify the request body and Content-Type header and try again."
-            )))
-        }
+        other => return Err(validate::no_such_action(other)),
     }
     Ok(StatusCode::ACCEPTED.into_response())
 }

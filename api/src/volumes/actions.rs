@@ -4,8 +4,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
-use scoria_core::model::{Volume, VOLUME_BINARY};
+use axum::{Json, Router};
+use scoria_core::model::{Connector, Volume, VOLUME_BINARY};
 use scoria_core::rpc::{volume_topic, VolumeRequest};
 use scoria_core::stats::StatsReport;
 use scoria_core::status::{list_quoted, AttachStatus, VolumeStatus};
@@ -13,41 +13,112 @@ use scoria_core::Error;
 use scoria_db::{VolumeChanges, VolumeGuard};
 use serde_json::{Map, Value};
 
-use crate::attach::legacy;
+use crate::attach::legacy::{self, AttachArgs, ForceDetachArgs};
 use crate::http::context::Ctx;
 use crate::http::extract::JsonBody;
 use crate::http::fault::{bad_request, ApiError, ApiResult};
 use crate::http::validate;
 use crate::volumes::crud::{start_delete, visible_volume, IdPath};
+use crate::volumes::revert;
 use crate::ApiState;
 
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/volumes/{id}/action", post(action))
 }
 
-/// The single action of a request body and its argument.
-pub(crate) fn single_action(body: &Map<String, Value>) -> ApiResult<(&str, &Value)> {
-    let mut entries = body.iter();
-    match (entries.next(), entries.next()) {
-        (Some((k, v)), None) => Ok((k.as_str(), v)),
-        _ => Err(bad_request(
-            "Malformed request body: an action body must have exactly one key, the action's name.",
-        )),
+/// One volume action, its argument read and checked: the body of
+/// `POST /volumes/{id}/action` is parsed once into this and run by one `match`.
+pub(crate) enum VolumeAction {
+    /// `os-extend`: grow the volume to `new_size` GiB.
+    Extend {
+        new_size: i64,
+    },
+    /// `os-reset_status` (administrators).
+    ResetStatus(StatusReset),
+    /// `os-force_delete` (administrators).
+    ForceDelete,
+    /// `os-set_bootable`.
+    SetBootable(bool),
+    /// `revert` (3.40): back to the volume's latest snapshot.
+    Revert {
+        snapshot_id: String,
+    },
+    /// `os-update_readonly_flag`.
+    UpdateReadonlyFlag(bool),
+    /// The legacy attach actions, run by [`legacy`].
+    Reserve,
+    Unreserve,
+    BeginDetaching,
+    RollDetaching,
+    InitializeConnection(Connector),
+    TerminateConnection(Connector),
+    Attach(AttachArgs),
+    Detach {
+        attachment_id: Option<String>,
+    },
+    /// `os-force_detach` (administrators).
+    ForceDetach(ForceDetachArgs),
+}
+
+/// The statuses `os-reset_status` sets.
+pub(crate) struct StatusReset {
+    status: Option<VolumeStatus>,
+    attach_status: Option<AttachStatus>,
+}
+
+impl VolumeAction {
+    /// Reads action `name` with argument `arg`, or says why it cannot be
+    /// run: administrator-only actions and the microversion that introduced
+    /// one are checked here too, in the order the caller sees them.
+    pub(crate) fn parse(ctx: &Ctx, name: &str, arg: &Value) -> ApiResult<Self> {
+        let flag = |key: &str| {
+            let m = validate::action_args(name, arg)?;
+            validate::boolean(key, validate::required(name, m, key)?)
+        };
+        Ok(match name {
+            "os-extend" => {
+                let m = validate::action_args(name, arg)?;
+                let new_size =
+                    validate::size("new_size", validate::required(name, m, "new_size")?)?;
+                VolumeAction::Extend { new_size }
+            }
+            "os-reset_status" => {
+                let m = validate::action_args(name, arg)?;
+                ctx.require_admin("volume_extension:volume_admin_actions:reset_status")?;
+                VolumeAction::ResetStatus(StatusReset::parse(m)?)
+            }
+            "os-force_delete" => {
+                ctx.require_admin("volume_extension:volume_admin_actions:force_delete")?;
+                VolumeAction::ForceDelete
+            }
+            "os-set_bootable" => VolumeAction::SetBootable(flag("bootable")?),
+            "revert" => {
+                ctx.require_version(revert::REVERT_VERSION)?;
+                let snapshot_id = revert::snapshot_id(arg)?;
+                VolumeAction::Revert { snapshot_id }
+            }
+            "os-update_readonly_flag" => VolumeAction::UpdateReadonlyFlag(flag("readonly")?),
+            "os-reserve" => VolumeAction::Reserve,
+            "os-unreserve" => VolumeAction::Unreserve,
+            "os-begin_detaching" => VolumeAction::BeginDetaching,
+            "os-roll_detaching" => VolumeAction::RollDetaching,
+            "os-initialize_connection" => {
+                VolumeAction::InitializeConnection(legacy::connector_arg(name, arg)?)
+            }
+            "os-terminate_connection" => {
+                VolumeAction::TerminateConnection(legacy::connector_arg(name, arg)?)
+            }
+            "os-attach" => VolumeAction::Attach(AttachArgs::parse(arg)?),
+            "os-detach" => VolumeAction::Detach {
+                attachment_id: legacy::detach_arg(arg)?,
+            },
+            "os-force_detach" => {
+                ctx.require_admin("volume_extension:volume_admin_actions:force_detach")?;
+                VolumeAction::ForceDetach(ForceDetachArgs::parse(arg)?)
+            }
+            other => return Err(validate::no_such_action(other)),
+        })
     }
-}
-
-/// The argument object of an action that takes one.
-fn args<'a>(name: &str, v: &'a Value) -> ApiResult<&'a Map<String, Value>> {
-    v.as_object().ok_or_else(|| {
-        bad_request(format!(
-            "Invalid input received: the argument of {name} must be an object."
-        ))
-    })
-}
-
-fn required<'a>(name: &str, m: &'a Map<String, Value>, key: &str) -> ApiResult<&'a Value> {
-    m.get(key)
-        .ok_or_else(|| bad_request(format!("Invalid input received: {name} needs '{key}'.")))
 }
 
 async fn action(
@@ -56,35 +127,39 @@ async fn action(
     Path(p): Path<IdPath>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let (name, arg) = single_action(&body)?;
-    if let Some(done) = legacy::run(&state, &ctx, &p.id, name, arg).await {
-        return done;
-    }
-    let accepted = StatusCode::ACCEPTED.into_response();
-    match name {
-        "os-extend" => extend(&state, &ctx, &p.id, args(name, arg)?).await.map(|_| accepted),
-        "os-reset_status" => reset_status(&state, &ctx, &p.id, args(name, arg)?).await.map(|_| accepted),
-        "os-force_delete" => {
-            ctx.require_admin("volume_extension:volume_admin_actions:force_delete")?;
-            start_delete(&state, &ctx, &p.id, false, true).await.map(|_| accepted)
+    let (name, arg) = validate::single_action(&body)?;
+    let (state, ctx, id) = (&state, &ctx, p.id.as_str());
+    let status = match VolumeAction::parse(ctx, name, arg)? {
+        VolumeAction::Extend { new_size } => extend(state, ctx, id, new_size).await,
+        VolumeAction::ResetStatus(reset) => reset_status(state, ctx, id, reset).await,
+        VolumeAction::ForceDelete => start_delete(state, ctx, id, false, true).await,
+        VolumeAction::SetBootable(bootable) => {
+            set_bootable(state, ctx, id, bootable).await?;
+            return Ok(StatusCode::OK.into_response());
         }
-        "os-set_bootable" => {
-            let bootable = validate::boolean("bootable", required(name, args(name, arg)?, "bootable")?)?;
-            set_bootable(&state, &ctx, &p.id, bootable).await.map(|_| StatusCode::OK.into_response())
+        VolumeAction::Revert { snapshot_id } => revert::revert(state, ctx, id, snapshot_id).await,
+        VolumeAction::UpdateReadonlyFlag(readonly) => set_readonly(state, ctx, id, readonly).await,
+        VolumeAction::Reserve => legacy::reserve(state, ctx, id).await,
+        VolumeAction::Unreserve => legacy::unreserve(state, ctx, id).await,
+        VolumeAction::BeginDetaching => legacy::begin_detaching(state, ctx, id).await,
+        VolumeAction::RollDetaching => legacy::roll_detaching(state, ctx, id).await,
+        VolumeAction::InitializeConnection(connector) => {
+            let info = legacy::initialize(state, ctx, id, connector).await?;
+            return Ok(Json(info).into_response());
         }
-        "revert" => crate::volumes::revert::revert(&state, &ctx, &p.id, arg).await.map(|_| accepted),
-        "os-update_readonly_flag" => {
-            let readonly = validate::boolean("readonly", required(name, args(name, arg)?, "readonly")?)?;
-            set_readonly(&state, &ctx, &p.id, readonly).await.map(|_| accepted)
+        VolumeAction::TerminateConnection(connector) => {
+            legacy::terminate(state, ctx, id, connector).await
         }
-        other => Err(bad_request(format!(
-            "There is no such action: {other}. Verify the request body and Content-Type header and try again."
-        ))),
-    }
+        VolumeAction::Attach(args) => legacy::attach(state, ctx, id, args).await,
+        VolumeAction::Detach { attachment_id } => {
+            legacy::detach(state, ctx, id, attachment_id).await
+        }
+        VolumeAction::ForceDetach(args) => legacy::force_detach(state, ctx, id, args).await,
+    };
+    status.map(|_| StatusCode::ACCEPTED.into_response())
 }
 
-async fn extend(state: &ApiState, ctx: &Ctx, id: &str, m: &Map<String, Value>) -> ApiResult<()> {
-    let new_size = validate::size("new_size", required("os-extend", m, "new_size")?)?;
+async fn extend(state: &ApiState, ctx: &Ctx, id: &str, new_size: i64) -> ApiResult<()> {
     let v = visible_volume(state, ctx, id).await?;
     let mut allowed = vec![VolumeStatus::Available];
     if ctx.version.at_least(42) {
@@ -146,30 +221,38 @@ async fn extends_online(state: &ApiState, v: &Volume) -> ApiResult<bool> {
     Ok(report.is_none_or(|r| r.capabilities.online_extend))
 }
 
-async fn reset_status(
-    state: &ApiState,
-    ctx: &Ctx,
-    id: &str,
-    m: &Map<String, Value>,
-) -> ApiResult<()> {
-    ctx.require_admin("volume_extension:volume_admin_actions:reset_status")?;
-    validate::only_keys(m, &["status", "attach_status", "migration_status"])?;
-    let parse = |key: &str| -> ApiResult<Option<String>> { validate::opt_string(m, key, 64) };
-    let status = parse("status")?
-        .map(|s| {
-            s.parse::<VolumeStatus>()
-                .map_err(|e| bad_request(format!("Invalid input received: status {e}")))
+impl StatusReset {
+    /// Reads `{"status"?, "attach_status"?, "migration_status"?}`, at least one given.
+    fn parse(m: &Map<String, Value>) -> ApiResult<Self> {
+        validate::only_keys(m, &["status", "attach_status", "migration_status"])?;
+        let parse = |key: &str| -> ApiResult<Option<String>> { validate::opt_string(m, key, 64) };
+        let status = parse("status")?
+            .map(|s| {
+                s.parse::<VolumeStatus>()
+                    .map_err(|e| bad_request(format!("Invalid input received: status {e}")))
+            })
+            .transpose()?;
+        let attach_status = parse("attach_status")?
+            .map(|s| {
+                s.parse::<AttachStatus>()
+                    .map_err(|e| bad_request(format!("Invalid input received: attach_status {e}")))
+            })
+            .transpose()?;
+        if status.is_none() && attach_status.is_none() && parse("migration_status")?.is_none() {
+            return Err(bad_request("Invalid input received: os-reset_status needs at least one of status, attach_status or migration_status."));
+        }
+        Ok(StatusReset {
+            status,
+            attach_status,
         })
-        .transpose()?;
-    let attach_status = parse("attach_status")?
-        .map(|s| {
-            s.parse::<AttachStatus>()
-                .map_err(|e| bad_request(format!("Invalid input received: attach_status {e}")))
-        })
-        .transpose()?;
-    if status.is_none() && attach_status.is_none() && parse("migration_status")?.is_none() {
-        return Err(bad_request("Invalid input received: os-reset_status needs at least one of status, attach_status or migration_status."));
     }
+}
+
+async fn reset_status(state: &ApiState, ctx: &Ctx, id: &str, reset: StatusReset) -> ApiResult<()> {
+    let StatusReset {
+        status,
+        attach_status,
+    } = reset;
     visible_volume(state, ctx, id).await?;
     let changes = VolumeChanges {
         status,
