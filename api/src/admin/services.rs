@@ -10,11 +10,10 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use scoria_core::extra_specs::{self, capabilities_satisfy};
 use scoria_core::model::{Metadata, Service, VOLUME_BINARY};
 use scoria_core::stats::StatsReport;
 use scoria_core::{time, Error};
-use scoria_scheduler::extra_specs;
-use scoria_scheduler::filters::capabilities_satisfy;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
