@@ -1,5 +1,16 @@
-//! The Cinder v3 REST API on axum: version documents, microversions,
-//! authentication, one module per resource, and Cinder's fault bodies.
+//! The Cinder v3 REST API on axum, one folder per API family:
+//!
+//! - `http`: what every resource shares: the request context and policy,
+//!   extraction, Cinder's fault bodies, microversions, paging, list filters,
+//!   links and body validation;
+//! - `auth`: Keystone token validation, and the project lookup of noauth mode;
+//! - `volumes`: create/list/show/update/delete, the volume actions (parsed
+//!   into one `VolumeAction`), revert, metadata, encryption, the views;
+//! - `attach`: the attach workflow with its rollback, and its two front-ends:
+//!   the attachments API and the legacy volume actions;
+//! - `snapshots`;
+//! - `admin`: services and pools, capabilities, limits, extensions, volume
+//!   types and user messages.
 //!
 //! The api validates, records the request in the database, and casts the
 //! work to the scheduler or a volume manager; it never touches storage.
@@ -92,20 +103,12 @@ pub struct ApiState {
 /// Every resource route, relative to `/v3` or `/v3/{project_id}`.
 fn resources() -> Router<ApiState> {
     Router::new()
-        .merge(volumes::crud::routes())
-        .merge(volumes::actions::routes())
-        .merge(attach::attachments::routes())
-        .merge(volumes::encryption::routes())
-        .merge(snapshots::crud::routes())
-        .merge(volumes::metadata::routes())
-        .merge(admin::types::routes())
-        .merge(admin::services::routes())
-        .merge(admin::limits::routes())
-        .merge(admin::messages::routes())
-        .merge(admin::extensions::routes())
-        .merge(auth::projects::routes())
-        .merge(admin::capabilities::routes())
-        .merge(http::filters::routes())
+        .merge(volumes::routes())
+        .merge(attach::routes())
+        .merge(snapshots::routes())
+        .merge(admin::routes())
+        .merge(auth::routes())
+        .merge(http::list_filters::routes())
 }
 
 /// The whole application.

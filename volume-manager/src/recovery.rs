@@ -1,6 +1,7 @@
 //! At start, finish or fail what a previous run of this backend left unfinished.
 
 use scoria_core::events::{Action, Detail};
+use scoria_core::rpc::RequestSpec;
 use scoria_core::status::{SnapshotStatus, VolumeStatus};
 use scoria_core::{RequestContext, Result};
 use scoria_db::{SnapshotChanges, VolumeChanges, VolumeGuard};
@@ -27,7 +28,9 @@ impl VolumeManager {
             tracing::info!(volume = %vol.id, status = %vol.status, "recovering interrupted operation");
             match vol.status {
                 VolumeStatus::Creating => {
-                    let mut request = self.db.request_spec(&vol).await?;
+                    let extra_specs = self.db.type_extra_specs(&vol).await;
+                    let source_backend = self.db.source_backend(&vol).await?;
+                    let mut request = RequestSpec::new(&vol, extra_specs, source_backend);
                     request.attempts.push(backend.to_string());
                     let host = vol.host.clone().unwrap_or_default();
                     self.create_volume(&owner, request, &host).await?

@@ -6,4 +6,19 @@ pub mod extensions;
 pub mod limits;
 pub mod messages;
 pub mod services;
-pub mod types;
+pub mod volume_types;
+
+use axum::Router;
+
+use crate::ApiState;
+
+/// The family's routes.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .merge(volume_types::routes())
+        .merge(services::routes())
+        .merge(limits::routes())
+        .merge(messages::routes())
+        .merge(extensions::routes())
+        .merge(capabilities::routes())
+}

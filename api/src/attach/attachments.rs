@@ -21,7 +21,7 @@ use crate::http::context::Ctx;
 use crate::http::extract::{JsonBody, Params};
 use crate::http::fault::{bad_request, ApiError, ApiResult};
 use crate::http::paging::View;
-use crate::http::{filters, paging, validate};
+use crate::http::{list_filters, paging, validate};
 use crate::volumes::crud::visible_volume;
 use crate::ApiState;
 
@@ -283,8 +283,8 @@ async fn show(
 }
 
 fn query(ctx: &Ctx, params: &Params) -> ApiResult<AttachmentQuery> {
-    filters::check(ctx, "attachment", params)?;
-    let all = filters::all_tenants(ctx, params);
+    list_filters::check(ctx, "attachment", params)?;
+    let all = list_filters::all_tenants(ctx, params);
     let text = |k: &str| params.get(k).map(str::to_string);
     Ok(AttachmentQuery {
         project_id: (!all).then(|| ctx.rc.project_id.clone()),

@@ -5,3 +5,12 @@ pub mod attachments;
 pub mod legacy;
 pub mod views;
 pub mod workflow;
+
+use axum::Router;
+
+use crate::ApiState;
+
+/// The family's routes.
+pub fn routes() -> Router<ApiState> {
+    Router::new().merge(attachments::routes())
+}

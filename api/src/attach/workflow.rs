@@ -212,22 +212,22 @@ pub(crate) async fn export(
     };
     undo_export(state, ctx, vol, &att.id);
     match leftover {
-        Leftover::Kept => true,
-        Leftover::Removed => state.db.delete_attachment(&att.id, None).await?,
+        Leftover::Kept => {}
+        Leftover::Removed => {
+            state.db.delete_attachment(&att.id, None).await?;
+        }
         Leftover::RemovedIfDetached => {
-            state
-                .db
-                .delete_attachment(&att.id, Some(&[AttachStatus::Detached]))
-                .await?
+            let detached = Some(&[AttachStatus::Detached][..]);
+            state.db.delete_attachment(&att.id, detached).await?;
         }
         Leftover::Failed => {
             let changes = AttachmentChanges {
                 attach_status: Some(AttachStatus::ErrorAttaching),
                 ..Default::default()
             };
-            state.db.update_attachment(&att.id, &changes, None).await?
+            state.db.update_attachment(&att.id, &changes, None).await?;
         }
-    };
+    }
     Err(e)
 }
 

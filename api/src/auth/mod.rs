@@ -3,3 +3,12 @@
 
 pub mod keystone;
 pub mod projects;
+
+use axum::Router;
+
+use crate::ApiState;
+
+/// The family's routes.
+pub fn routes() -> Router<ApiState> {
+    Router::new().merge(projects::routes())
+}

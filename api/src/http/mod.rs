@@ -5,7 +5,8 @@
 pub mod context;
 pub mod extract;
 pub mod fault;
-pub mod filters;
+pub mod links;
+pub mod list_filters;
 pub mod paging;
 pub mod validate;
 pub mod version;

@@ -17,9 +17,9 @@ use crate::http::extract::{JsonBody, Params};
 use crate::http::fault::{bad_request, ApiError, ApiResult};
 use crate::http::paging::View;
 use crate::http::validate::{self, MAX_TEXT};
-use crate::http::{filters, paging};
+use crate::http::{list_filters, paging};
+use crate::snapshots::views;
 use crate::volumes::crud::{visible_volume, IdPath};
-use crate::volumes::views;
 use crate::ApiState;
 
 pub fn routes() -> Router<ApiState> {
@@ -121,8 +121,8 @@ fn sort_keys(ctx: &Ctx) -> Vec<SortKey> {
 }
 
 fn query(ctx: &Ctx, params: &Params) -> ApiResult<SnapshotQuery> {
-    filters::check(ctx, "snapshot", params)?;
-    let all = filters::all_tenants(ctx, params);
+    list_filters::check(ctx, "snapshot", params)?;
+    let all = list_filters::all_tenants(ctx, params);
     let mut q = SnapshotQuery {
         project_id: (!all).then(|| ctx.rc.project_id.clone()),
         name: params
@@ -132,7 +132,7 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<SnapshotQuery> {
         status: params.get("status").map(str::to_string),
         volume_id: params.get("volume_id").map(str::to_string),
         availability_zone: params.get("availability_zone").map(str::to_string),
-        like: filters::likes(ctx, params, SnapshotQuery::LIKE_KEYS)?,
+        like: list_filters::likes(ctx, params, SnapshotQuery::LIKE_KEYS)?,
         page: paging::page(params, &sort_keys(ctx))?,
         ..Default::default()
     };

@@ -7,3 +7,16 @@ pub mod encryption;
 pub mod metadata;
 pub mod revert;
 pub mod views;
+
+use axum::Router;
+
+use crate::ApiState;
+
+/// The family's routes.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .merge(crud::routes())
+        .merge(actions::routes())
+        .merge(encryption::routes())
+        .merge(metadata::routes())
+}
