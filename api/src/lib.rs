@@ -1,35 +1,26 @@
-//! The Cinder v3 REST API on axum: version documents, microversions,
-//! authentication, one module per resource, and Cinder's fault bodies.
+//! The Cinder v3 REST API on axum, one folder per API family:
+//!
+//! - `http`: what every resource shares: the request context and policy,
+//!   extraction, Cinder's fault bodies, microversions, paging, list filters,
+//!   links and body validation;
+//! - `auth`: Keystone token validation, and the project lookup of noauth mode;
+//! - `volumes`: create/list/show/update/delete, the volume actions (parsed
+//!   into one `VolumeAction`), revert, metadata, encryption, the views;
+//! - `attach`: the attach workflow with its rollback, and its two front-ends:
+//!   the attachments API and the legacy volume actions;
+//! - `snapshots`;
+//! - `admin`: services and pools, capabilities, limits, extensions, volume
+//!   types and user messages.
 //!
 //! The api validates, records the request in the database, and casts the
 //! work to the scheduler or a volume manager; it never touches storage.
 
+mod admin;
 mod attach;
-mod attach_actions;
-mod attachments;
-mod capabilities;
-mod context;
-mod encryption;
-mod extract;
-mod fault;
-mod filters;
-mod keystone;
-mod metadata;
-mod paging;
-mod projects;
-mod revert;
+mod auth;
+mod http;
 mod snapshots;
-mod validate;
-pub mod version;
-mod views;
-mod volume_actions;
 mod volumes;
-// Resource modules (one per resource family).
-mod extensions;
-mod limits;
-mod messages;
-mod services;
-mod types;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,8 +31,9 @@ use axum::Router;
 use scoria_bus::Bus;
 use scoria_db::Db;
 
-pub use context::{Ctx, ServiceRoles};
-pub use keystone::{KeystoneAuth, KeystoneConfig};
+pub use auth::keystone::{KeystoneAuth, KeystoneConfig};
+pub use http::context::{Ctx, ServiceRoles};
+pub use http::version;
 
 /// How callers are authenticated.
 #[derive(Debug, Clone)]
@@ -112,19 +104,11 @@ pub struct ApiState {
 fn resources() -> Router<ApiState> {
     Router::new()
         .merge(volumes::routes())
-        .merge(volume_actions::routes())
-        .merge(attachments::routes())
-        .merge(encryption::routes())
+        .merge(attach::routes())
         .merge(snapshots::routes())
-        .merge(metadata::routes())
-        .merge(types::routes())
-        .merge(services::routes())
-        .merge(limits::routes())
-        .merge(messages::routes())
-        .merge(extensions::routes())
-        .merge(projects::routes())
-        .merge(capabilities::routes())
-        .merge(filters::routes())
+        .merge(admin::routes())
+        .merge(auth::routes())
+        .merge(http::list_filters::routes())
 }
 
 /// The whole application.
@@ -132,18 +116,18 @@ pub fn router(state: ApiState) -> Router {
     let api = Router::new()
         .nest("/v3/{project_id}", resources())
         .nest("/v3", resources())
-        .layer(from_fn_with_state(state.clone(), context::middleware));
+        .layer(from_fn_with_state(state.clone(), http::context::middleware));
     let docs = Router::new()
         .route("/", get(version::root))
         .route("/v3/", get(version::v3))
         .route("/v3", get(version::v3))
         .fallback(|| async {
-            fault::fault(
+            http::fault::fault(
                 axum::http::StatusCode::NOT_FOUND,
                 "The resource could not be found.",
             )
         })
-        .layer(from_fn(context::plain_headers));
+        .layer(from_fn(http::context::plain_headers));
     docs.merge(api)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(state)

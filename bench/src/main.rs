@@ -6,8 +6,8 @@
 
 mod api;
 mod load;
-mod memory;
 mod report;
+mod rss;
 mod target;
 
 use std::path::PathBuf;
@@ -184,7 +184,7 @@ async fn measure(
 }
 
 /// Pairs each process's memory at rest with its memory now.
-fn memory_report(target: &Target, at_rest: Vec<memory::Memory>) -> Result<Vec<ProcessMemory>> {
+fn memory_report(target: &Target, at_rest: Vec<rss::Memory>) -> Result<Vec<ProcessMemory>> {
     let now = memory_of(target)?;
     let pairs = target.processes.iter().zip(at_rest.into_iter().zip(now));
     Ok(pairs
@@ -197,11 +197,11 @@ fn memory_report(target: &Target, at_rest: Vec<memory::Memory>) -> Result<Vec<Pr
         .collect())
 }
 
-fn memory_of(target: &Target) -> Result<Vec<memory::Memory>> {
+fn memory_of(target: &Target) -> Result<Vec<rss::Memory>> {
     target
         .processes
         .iter()
-        .map(|(_, pid)| memory::read(*pid))
+        .map(|(_, pid)| rss::read(*pid))
         .collect()
 }
 

@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::load::Phase;
-use crate::memory::Memory;
+use crate::rss::Memory;
 
 /// Memory of one Scoria process before and after the load.
 pub struct ProcessMemory {

@@ -6,6 +6,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod extra_specs;
 pub mod host;
 pub mod model;
 pub mod rpc;

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::host::Host;
-use crate::model::{AccessMode, Chap, Connector, Metadata};
+use crate::model::{AccessMode, Chap, Connector, Metadata, Volume};
 
 /// The version of the message bodies below.
 pub const RPC_VERSION: u32 = 1;
@@ -41,6 +41,26 @@ pub struct RequestSpec {
     /// Why each failed attempt failed (`backend: error`), oldest first.
     #[serde(default)]
     pub attempt_errors: Vec<String>,
+}
+
+impl RequestSpec {
+    /// The request to place `v`, a volume of a type with `extra_specs`,
+    /// copied from data on `source_backend` (`host@backend`) when it has a
+    /// snapshot or source volume; nothing tried yet.
+    pub fn new(v: &Volume, extra_specs: Metadata, source_backend: Option<String>) -> Self {
+        RequestSpec {
+            volume_id: v.id.clone(),
+            size: v.size,
+            volume_type_id: v.volume_type_id.clone(),
+            extra_specs,
+            availability_zone: Some(v.availability_zone.clone()),
+            snapshot_id: v.snapshot_id.clone(),
+            source_volid: v.source_volid.clone(),
+            source_backend,
+            attempts: Vec::new(),
+            attempt_errors: Vec::new(),
+        }
+    }
 }
 
 /// Casts to the scheduler.

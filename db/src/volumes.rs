@@ -523,36 +523,30 @@ fn json(m: &Metadata) -> String {
 }
 
 impl Db {
-    /// What the scheduler needs to place `v`, read from the volume, its type
-    /// and its source.
-    pub async fn request_spec(&self, v: &Volume) -> Result<scoria_core::rpc::RequestSpec> {
-        let extra_specs = match &v.volume_type_id {
+    /// The extra specs of `v`'s volume type: none when it has no type or the
+    /// type is gone.
+    pub async fn type_extra_specs(&self, v: &Volume) -> Metadata {
+        match &v.volume_type_id {
             Some(t) => self
                 .get_volume_type(t)
                 .await
                 .map(|t| t.extra_specs)
                 .unwrap_or_default(),
             None => Metadata::new(),
-        };
-        let source_host = if let Some(snap) = &v.snapshot_id {
+        }
+    }
+
+    /// The backend (`host@backend`) that holds what `v` is copied from: the
+    /// volume of its snapshot, or its source volume.
+    pub async fn source_backend(&self, v: &Volume) -> Result<Option<String>> {
+        let source = if let Some(snap) = &v.snapshot_id {
             let snap = self.get_snapshot(snap).await?;
-            self.get_volume(&snap.volume_id).await?.host
+            self.get_volume(&snap.volume_id).await?
         } else if let Some(src) = &v.source_volid {
-            self.get_volume(src).await?.host
+            self.get_volume(src).await?
         } else {
-            None
+            return Ok(None);
         };
-        Ok(scoria_core::rpc::RequestSpec {
-            volume_id: v.id.clone(),
-            size: v.size,
-            volume_type_id: v.volume_type_id.clone(),
-            extra_specs,
-            availability_zone: Some(v.availability_zone.clone()),
-            snapshot_id: v.snapshot_id.clone(),
-            source_volid: v.source_volid.clone(),
-            source_backend: source_host.map(|h| h.backend().to_string()),
-            attempts: Vec::new(),
-            attempt_errors: Vec::new(),
-        })
+        Ok(source.host.map(|h| h.backend().to_string()))
     }
 }

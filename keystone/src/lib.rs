@@ -305,7 +305,7 @@ impl PasswordSession {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
             .ok_or_else(|| SignInError::Malformed("Keystone issued no X-Subject-Token".into()))?;
-        let doc: TokenBody = resp.json().await.map_err(|e| {
+        let doc: TokenDocument = resp.json().await.map_err(|e| {
             SignInError::Malformed(format!("Keystone's token answer is not understood: {e}"))
         })?;
         let lifetime = expiry(&doc.token.expires_at)
@@ -324,17 +324,39 @@ fn renew_after(lifetime: Duration) -> Duration {
     lifetime - RENEW_MARGIN.min(lifetime / 2)
 }
 
-/// The parts of Keystone's token document used here.
+/// Keystone's token document, the answer to a sign-in (`POST
+/// /v3/auth/tokens`) and to a validation (`GET /v3/auth/tokens`): the one
+/// parser of it, for the parts Scoria reads.
 #[derive(Deserialize)]
-struct TokenBody {
-    token: TokenData,
+pub struct TokenDocument {
+    pub token: TokenData,
 }
 
+/// What Keystone says about one token.
 #[derive(Deserialize)]
-struct TokenData {
-    expires_at: String,
+pub struct TokenData {
+    /// When the token stops working (RFC 3339; see [`expiry`]).
+    pub expires_at: String,
+    /// Whose token it is.
     #[serde(default)]
-    catalog: Catalog,
+    pub user: Option<Reference>,
+    /// The project it is scoped to; `None` for an unscoped token.
+    #[serde(default)]
+    pub project: Option<Reference>,
+    /// The roles it carries in that project.
+    #[serde(default)]
+    pub roles: Vec<Reference>,
+    /// The services it may be used with.
+    #[serde(default)]
+    pub catalog: Catalog,
+}
+
+/// A user, project or role as a token document names it.
+#[derive(Deserialize)]
+pub struct Reference {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
 }
 
 #[cfg(test)]

@@ -4,11 +4,9 @@
 use std::fmt;
 
 use scoria_core::capacity::Capacity;
-use scoria_core::model::Metadata;
+use scoria_core::extra_specs;
 use scoria_core::rpc::RequestSpec;
-use serde_json::{Map, Value};
 
-use crate::extra_specs::{self, as_text};
 use crate::pools::PoolState;
 
 /// A filter's verdict on one pool: `Err` carries why the pool is turned away.
@@ -128,57 +126,9 @@ fn unmeasured(pool: &PoolState) -> Verdict {
 }
 
 /// Passes when the pool's capabilities satisfy the type's extra specs (see
-/// [`capabilities_satisfy`]).
+/// [`extra_specs::capabilities_satisfy`]).
 pub fn capabilities(pool: &PoolState, spec: &RequestSpec) -> Verdict {
-    capabilities_satisfy(&pool.capabilities, &spec.extra_specs)
-}
-
-/// Passes when every extra spec that is unscoped or `capabilities:`-scoped
-/// matches the capability at that `:`-separated path. Keys with any other
-/// scope (`provisioning:`, `qos:`, vendor scopes) are not capabilities and
-/// are left to whoever reads them.
-pub fn capabilities_satisfy(caps: &Map<String, Value>, extra_specs: &Metadata) -> Verdict {
-    for (key, req) in extra_specs {
-        let Some(path) = capability_path(key) else {
-            continue;
-        };
-        match lookup(caps, &path) {
-            None => {
-                return Err(format!(
-                    "the pool does not report {}, the type asks for '{req}'",
-                    path.join(":")
-                ))
-            }
-            Some(cap) if !extra_specs::matches(cap, req) => {
-                return Err(format!(
-                    "{} is '{}', the type asks for '{req}'",
-                    path.join(":"),
-                    as_text(cap)
-                ))
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
-/// The capability path an extra-spec key names, or `None` for other scopes.
-fn capability_path(key: &str) -> Option<Vec<&str>> {
-    let mut parts: Vec<&str> = key.split(':').collect();
-    match parts.as_slice() {
-        [_] => Some(parts),
-        ["capabilities", _, ..] => {
-            parts.remove(0);
-            Some(parts)
-        }
-        _ => None,
-    }
-}
-
-fn lookup<'a>(caps: &'a Map<String, Value>, path: &[&str]) -> Option<&'a Value> {
-    let (first, rest) = path.split_first()?;
-    rest.iter()
-        .try_fold(caps.get(*first)?, |value, key| value.get(*key))
+    extra_specs::capabilities_satisfy(&pool.capabilities, &spec.extra_specs)
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! The scheduler: picks a backend pool for each new volume from the stats the
 //! backends report, with filters and weighers, and says why when none fits.
 
-pub mod extra_specs;
 pub mod filters;
 pub mod pools;
 pub mod select;

@@ -296,7 +296,8 @@ impl Scheduler {
                 project_id: vol.project_id.clone(),
                 ..RequestContext::internal(RequestContext::new_request_id())
             };
-            let spec = self.db.request_spec(&vol).await?;
+            let extra_specs = self.db.type_extra_specs(&vol).await;
+            let spec = RequestSpec::new(&vol, extra_specs, self.db.source_backend(&vol).await?);
             self.schedule_create(&ctx, spec).await?;
         }
         Ok(())

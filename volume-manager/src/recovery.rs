@@ -1,6 +1,7 @@
 //! At start, finish or fail what a previous run of this backend left unfinished.
 
 use scoria_core::events::{Action, Detail};
+use scoria_core::rpc::RequestSpec;
 use scoria_core::status::{SnapshotStatus, VolumeStatus};
 use scoria_core::transitions::{snapshot, volume};
 use scoria_core::{RequestContext, Result};
@@ -28,7 +29,9 @@ impl VolumeManager {
                 VolumeStatus::Creating => {
                     // Listed by backend, so placed: the host is always there.
                     if let Some(host) = &vol.host {
-                        let mut request = self.db.request_spec(&vol).await?;
+                        let extra_specs = self.db.type_extra_specs(&vol).await;
+                        let source_backend = self.db.source_backend(&vol).await?;
+                        let mut request = RequestSpec::new(&vol, extra_specs, source_backend);
                         request.attempts.push(backend.to_string());
                         self.create_volume(&owner, request, host).await?
                     }

@@ -12,8 +12,8 @@ use scoria_core::Error;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::context::Ctx;
-use crate::fault::{ApiError, ApiResult};
+use crate::http::context::Ctx;
+use crate::http::fault::{ApiError, ApiResult};
 use crate::ApiState;
 
 #[derive(Deserialize)]

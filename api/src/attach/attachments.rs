@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use scoria_core::model::{AccessMode, Attachment, Connector};
+use scoria_core::model::{AccessMode, Attachment, Connector, Volume};
 use scoria_core::status::AttachStatus;
 use scoria_core::transitions::attachment;
 use scoria_core::{time, Error};
@@ -16,14 +16,15 @@ use scoria_db::{AttachmentChanges, AttachmentQuery};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::attach::{self, flat_connection_info};
-use crate::context::Ctx;
-use crate::extract::{JsonBody, Params};
-use crate::fault::{bad_request, ApiError, ApiResult};
-use crate::paging::View;
-use crate::volume_actions::single_action;
-use crate::volumes::visible_volume;
-use crate::{filters, paging, validate, ApiState};
+use crate::attach::views::{detail, summary};
+use crate::attach::workflow::{self, Leftover};
+use crate::http::context::Ctx;
+use crate::http::extract::{JsonBody, Params};
+use crate::http::fault::{bad_request, ApiError, ApiResult};
+use crate::http::paging::View;
+use crate::http::{list_filters, paging, validate};
+use crate::volumes::crud::visible_volume;
+use crate::ApiState;
 
 /// The microversion that introduced attachments.
 const ATTACHMENTS: u32 = 27;
@@ -39,35 +40,6 @@ pub fn routes() -> Router<ApiState> {
         .route("/attachments/detail", get(list))
         .route("/attachments/{id}", get(show).put(update).delete(remove))
         .route("/attachments/{id}/action", post(action))
-}
-
-/// `""` for an unset time, as Cinder shows it.
-fn when(t: &Option<String>) -> Value {
-    Value::String(t.clone().unwrap_or_default())
-}
-
-/// `{id, status, instance, volume_id}`.
-fn summary(a: &Attachment) -> Value {
-    json!({
-        "id": a.id,
-        "status": a.attach_status.as_str(),
-        "instance": a.instance_uuid,
-        "volume_id": a.volume_id,
-    })
-}
-
-/// The detail view.
-fn detail(a: &Attachment) -> Value {
-    json!({
-        "id": a.id,
-        "status": a.attach_status.as_str(),
-        "instance": a.instance_uuid,
-        "volume_id": a.volume_id,
-        "attached_at": when(&a.attached_at),
-        "detached_at": when(&a.detached_at),
-        "attach_mode": a.attach_mode.map(AccessMode::as_str),
-        "connection_info": flat_connection_info(a),
-    })
 }
 
 /// An attachment the caller may see, or 404.
@@ -148,7 +120,7 @@ async fn create(
     let connector = connector(m)?;
     let mode = mode_field(m)?;
     let vol = visible_volume(&state, &ctx, &volume_id).await?;
-    let att = attach::reserve(&state, &ctx, &vol, instance_uuid, mode).await?;
+    let att = workflow::reserve(&state, &ctx, &vol, instance_uuid, mode).await?;
     let Some(connector) = connector else {
         return Ok(Json(json!({ "attachment": detail(&att) })));
     };
@@ -159,56 +131,28 @@ async fn create(
         &vol,
         &att,
         connector,
-        Leftover::Nothing,
+        Leftover::Removed,
         &failed,
     )
     .await
 }
 
-/// What stays of an attachment whose export failed.
-enum Leftover {
-    /// The attachment is removed (a create).
-    Nothing,
-    /// The attachment stays, `error_attaching` (an update).
-    Failed,
-}
-
-/// Exports the volume for `att` and answers with the attachment; when that
-/// fails, undoes any partial export, leaves `leftover` and answers a 500
-/// that starts with `failed`.
+/// Exports the volume for `att` and answers with the attachment, or with a
+/// 500 that starts with `failed` once the workflow has left `leftover`.
 async fn export(
     state: &ApiState,
     ctx: &Ctx,
-    vol: &scoria_core::model::Volume,
+    vol: &Volume,
     att: &Attachment,
     connector: Connector,
     leftover: Leftover,
     failed: &str,
 ) -> ApiResult<Json<Value>> {
-    let op = &attachment::EXPORT;
-    let e = match attach::connect(state, ctx, vol, att, connector, op.to.status()).await {
-        Ok(att) => return Ok(Json(json!({ "attachment": detail(&att) }))),
-        Err(e) => e,
-    };
-    attach::undo_export(state, ctx, vol, &att.id);
-    match leftover {
-        Leftover::Nothing => {
-            let from = attachment::DELETE.from.guard();
-            state.db.delete_attachment(&att.id, from.as_deref()).await?
-        }
-        Leftover::Failed => {
-            let from = op.from.guard();
-            let changes = AttachmentChanges {
-                attach_status: op.failed,
-                ..Default::default()
-            };
-            state
-                .db
-                .update_attachment(&att.id, &changes, from.as_deref())
-                .await?
-        }
-    };
-    Err(attach::server_error(e, failed))
+    let attaching = attachment::EXPORT.to.status();
+    match workflow::export(state, ctx, vol, att, connector, attaching, leftover).await {
+        Ok(att) => Ok(Json(json!({ "attachment": detail(&att) }))),
+        Err(e) => Err(workflow::server_error(e, failed)),
+    }
 }
 
 async fn update(
@@ -253,7 +197,7 @@ async fn update(
 /// A volume that is not multiattach may be attached to one host only.
 async fn check_single_host(
     state: &ApiState,
-    vol: &scoria_core::model::Volume,
+    vol: &Volume,
     att: &Attachment,
     connector: &Connector,
 ) -> ApiResult<()> {
@@ -283,11 +227,9 @@ async fn action(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     ctx.require_version(ATTACHMENTS)?;
-    let (name, _) = single_action(&body)?;
+    let (name, _) = validate::single_action(&body)?;
     if name != "os-complete" {
-        return Err(bad_request(format!(
-            "There is no such action: {name}. Verify the request body and Content-Type header and try again."
-        )));
+        return Err(validate::no_such_action(name));
     }
     ctx.require_version(44)?;
     let att = visible(&state, &ctx, &p.id).await?;
@@ -319,20 +261,9 @@ async fn remove(
     ctx.require_version(ATTACHMENTS)?;
     let att = visible(&state, &ctx, &p.id).await?;
     let vol = state.db.get_volume(&att.volume_id).await?;
-    let op = &attachment::DELETE;
-    let from = op.from.guard();
-    if let Err(e) = attach::disconnect(&state, &ctx, &vol, &att).await {
-        let failed = AttachmentChanges {
-            attach_status: op.failed,
-            ..Default::default()
-        };
-        state
-            .db
-            .update_attachment(&att.id, &failed, from.as_deref())
-            .await?;
-        return Err(attach::server_error(e, "Unable to delete attachment"));
-    }
-    state.db.delete_attachment(&att.id, from.as_deref()).await?;
+    workflow::detach(&state, &ctx, &vol, &att)
+        .await
+        .map_err(|e| workflow::server_error(e, "Unable to delete attachment"))?;
     let left = state.db.attachments_of_volume(&vol.id).await?;
     Ok(Json(json!({
         "attachments": left.iter().map(summary).collect::<Vec<_>>()
@@ -350,8 +281,8 @@ async fn show(
 }
 
 fn query(ctx: &Ctx, params: &Params) -> ApiResult<AttachmentQuery> {
-    filters::check(ctx, "attachment", params)?;
-    let all = filters::all_tenants(ctx, params);
+    list_filters::check(ctx, "attachment", params)?;
+    let all = list_filters::all_tenants(ctx, params);
     let text = |k: &str| params.get(k).map(str::to_string);
     Ok(AttachmentQuery {
         project_id: (!all).then(|| ctx.rc.project_id.clone()),

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::extract::Params;
+use crate::http::extract::Params;
 use crate::{ApiState, AuthStrategy};
 
 #[derive(Deserialize)]
@@ -27,9 +27,9 @@ fn project(id: &str) -> Value {
     json!({"id": id, "name": id, "domain_id": "default", "enabled": true})
 }
 
-fn not_served(state: &ApiState) -> Option<crate::fault::ApiError> {
+fn not_served(state: &ApiState) -> Option<crate::http::fault::ApiError> {
     (!matches!(state.cfg.auth, AuthStrategy::NoAuth)).then(|| {
-        crate::fault::ApiError(scoria_core::Error::NotFound(
+        crate::http::fault::ApiError(scoria_core::Error::NotFound(
             "The resource could not be found.".into(),
         ))
     })
@@ -38,7 +38,7 @@ fn not_served(state: &ApiState) -> Option<crate::fault::ApiError> {
 async fn show(
     State(state): State<ApiState>,
     Path(p): Path<ProjectPath>,
-) -> crate::fault::ApiResult<Json<Value>> {
+) -> crate::http::fault::ApiResult<Json<Value>> {
     if let Some(e) = not_served(&state) {
         return Err(e);
     }
@@ -48,7 +48,7 @@ async fn show(
 async fn list(
     State(state): State<ApiState>,
     params: Params,
-) -> crate::fault::ApiResult<Json<Value>> {
+) -> crate::http::fault::ApiResult<Json<Value>> {
     if let Some(e) = not_served(&state) {
         return Err(e);
     }

@@ -1,6 +1,7 @@
-//! The steps both attach workflows share (the attachments API and the legacy
+//! The steps both attach front-ends share (the attachments API and the legacy
 //! volume actions): reserve a volume for a server, export it to a host
-//! through its volume service, and undo an export.
+//! through its volume service and roll a failed export back, and remove an
+//! export. The front-ends call in here; nothing here calls them.
 //!
 //! The api owns attachment records. Before it asks the volume service for an
 //! export, it stores everything the export needs (connector, access mode,
@@ -9,13 +10,13 @@
 use scoria_core::model::{AccessMode, Attachment, Chap, ConnectionInfo, Connector, Volume};
 use scoria_core::rpc::{volume_topic, VolumeRequest};
 use scoria_core::status::AttachStatus;
-use scoria_core::transitions::volume;
+use scoria_core::transitions::{attachment, volume};
 use scoria_core::{Error, RequestContext};
 use scoria_db::{AttachGate, AttachmentChanges};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::context::Ctx;
-use crate::fault::{bad_request, ApiError, ApiResult};
+use crate::http::context::Ctx;
+use crate::http::fault::{bad_request, ApiError, ApiResult};
 use crate::ApiState;
 
 /// Creates an attachment in `reserved` for `instance_uuid`, if the volume
@@ -77,7 +78,7 @@ pub(crate) fn new_credentials(attachment_id: &str) -> Chap {
 pub(crate) fn readonly(vol: &Volume) -> bool {
     vol.admin_metadata
         .get("readonly")
-        .and_then(|v| crate::validate::parse_bool(v))
+        .and_then(|v| crate::http::validate::parse_bool(v))
         .unwrap_or(false)
 }
 
@@ -118,8 +119,8 @@ fn backend_of(vol: &Volume) -> ApiResult<String> {
 /// Exports `vol` for `att` to the host described by `connector` and stores
 /// the result; `next` is the attachment's status afterwards (`None` keeps
 /// it). On failure the attachment keeps its connector and credentials and
-/// the error is returned for the caller to roll back as its workflow says.
-pub(crate) async fn connect(
+/// the error is returned for [`export`] to roll back.
+async fn connect(
     state: &ApiState,
     ctx: &Ctx,
     vol: &Volume,
@@ -166,6 +167,61 @@ pub(crate) async fn connect(
     Ok(state.db.get_attachment(&att.id).await?)
 }
 
+/// What stays of an attachment whose export failed.
+pub(crate) enum Leftover {
+    /// The attachment stays as it was (a legacy connection of an existing record).
+    Kept,
+    /// The attachment is removed (an attachments API create).
+    Removed,
+    /// The attachment is removed unless something attached it meanwhile (a
+    /// legacy connection record made for this export).
+    RemovedIfDetached,
+    /// The attachment stays, `error_attaching` (an attachments API update).
+    Failed,
+}
+
+/// Exports the volume for `att` ([`connect`]); when that fails, undoes any
+/// partial export, leaves `leftover` and returns the export's error.
+pub(crate) async fn export(
+    state: &ApiState,
+    ctx: &Ctx,
+    vol: &Volume,
+    att: &Attachment,
+    connector: Connector,
+    next: Option<AttachStatus>,
+    leftover: Leftover,
+) -> ApiResult<Attachment> {
+    let e = match connect(state, ctx, vol, att, connector, next).await {
+        Ok(att) => return Ok(att),
+        Err(e) => e,
+    };
+    undo_export(state, ctx, vol, &att.id);
+    match leftover {
+        Leftover::Kept => {}
+        Leftover::Removed => {
+            let from = attachment::DELETE.from.guard();
+            state.db.delete_attachment(&att.id, from.as_deref()).await?;
+        }
+        Leftover::RemovedIfDetached => {
+            let from = attachment::DISCONNECT.from.guard();
+            state.db.delete_attachment(&att.id, from.as_deref()).await?;
+        }
+        Leftover::Failed => {
+            let op = &attachment::EXPORT;
+            let changes = AttachmentChanges {
+                attach_status: op.failed,
+                ..Default::default()
+            };
+            let from = op.from.guard();
+            state
+                .db
+                .update_attachment(&att.id, &changes, from.as_deref())
+                .await?;
+        }
+    }
+    Err(e)
+}
+
 /// Removes the export of `att`, if it has one, and forgets its connection
 /// info. The volume service is asked and must answer: an export is never
 /// forgotten while it may still exist.
@@ -187,6 +243,31 @@ pub(crate) async fn disconnect(
     Ok(())
 }
 
+/// Removes the export of `att` and then `att`; when the volume service
+/// fails, `att` stays, `error_detaching`, and the error is returned.
+pub(crate) async fn detach(
+    state: &ApiState,
+    ctx: &Ctx,
+    vol: &Volume,
+    att: &Attachment,
+) -> ApiResult<()> {
+    let op = &attachment::DELETE;
+    let from = op.from.guard();
+    if let Err(e) = disconnect(state, ctx, vol, att).await {
+        let failed = AttachmentChanges {
+            attach_status: op.failed,
+            ..Default::default()
+        };
+        state
+            .db
+            .update_attachment(&att.id, &failed, from.as_deref())
+            .await?;
+        return Err(e);
+    }
+    state.db.delete_attachment(&att.id, from.as_deref()).await?;
+    Ok(())
+}
+
 /// A backend failure as Cinder words it (500, "`what`: detail."), keeping
 /// other errors as they are.
 pub(crate) fn server_error(e: ApiError, what: &str) -> ApiError {
@@ -200,7 +281,7 @@ pub(crate) fn server_error(e: ApiError, what: &str) -> ApiError {
 
 /// Undoes whatever part of an export a failed [`connect`] may have made,
 /// in the background (the volume service may be the thing that failed).
-pub(crate) fn undo_export(state: &ApiState, ctx: &Ctx, vol: &Volume, attachment_id: &str) {
+fn undo_export(state: &ApiState, ctx: &Ctx, vol: &Volume, attachment_id: &str) {
     let Some(backend) = vol.backend().map(str::to_string) else {
         return;
     };
@@ -231,39 +312,4 @@ async fn unexport(
         .call(&volume_topic(backend), rc, &req, state.cfg.rpc_timeout)
         .await?;
     Ok(())
-}
-
-/// The connection info as the attachments API shows it: the driver's data
-/// flattened with its type, the attachment id and the standard keys.
-pub(crate) fn flat_connection_info(att: &Attachment) -> Map<String, Value> {
-    let Some(info) = &att.connection_info else {
-        return Map::new();
-    };
-    let mut out = standard_data(att, info);
-    out.insert(
-        "driver_volume_type".into(),
-        info.driver_volume_type.clone().into(),
-    );
-    out.insert("attachment_id".into(), att.id.clone().into());
-    out.insert(
-        "enforce_multipath".into(),
-        att.connector
-            .as_ref()
-            .and_then(|c| c.get("enforce_multipath"))
-            .cloned()
-            .unwrap_or(Value::Bool(false)),
-    );
-    out
-}
-
-/// The driver's data plus the keys every connection carries (`access_mode`,
-/// `encrypted`, `qos_specs`), as the legacy `os-initialize_connection` nests it.
-pub(crate) fn standard_data(att: &Attachment, info: &ConnectionInfo) -> Map<String, Value> {
-    let mut data = info.data.clone();
-    let mode = att.attach_mode.unwrap_or(AccessMode::Rw);
-    data.insert("access_mode".into(), mode.as_str().into());
-    data.entry("encrypted").or_insert(Value::Bool(false));
-    data.entry("qos_specs").or_insert(Value::Null);
-    data.insert("attachment_id".into(), att.id.clone().into());
-    data
 }

@@ -13,14 +13,15 @@ use scoria_core::{time, Error};
 use scoria_db::{SnapshotChanges, SnapshotQuery, SortKey};
 use serde_json::{json, Map, Value};
 
-use crate::context::Ctx;
-use crate::extract::{JsonBody, Params};
-use crate::fault::{bad_request, ApiError, ApiResult};
-use crate::paging::View;
-use crate::validate::{self, MAX_TEXT};
-use crate::volume_actions::single_action;
-use crate::volumes::{visible_volume, IdPath};
-use crate::{filters, paging, views, ApiState};
+use crate::http::context::Ctx;
+use crate::http::extract::{JsonBody, Params};
+use crate::http::fault::{bad_request, ApiError, ApiResult};
+use crate::http::paging::View;
+use crate::http::validate::{self, MAX_TEXT};
+use crate::http::{list_filters, paging};
+use crate::snapshots::views;
+use crate::volumes::crud::{visible_volume, IdPath};
+use crate::ApiState;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -124,8 +125,8 @@ fn sort_keys(ctx: &Ctx) -> Vec<SortKey> {
 }
 
 fn query(ctx: &Ctx, params: &Params) -> ApiResult<SnapshotQuery> {
-    filters::check(ctx, "snapshot", params)?;
-    let all = filters::all_tenants(ctx, params);
+    list_filters::check(ctx, "snapshot", params)?;
+    let all = list_filters::all_tenants(ctx, params);
     let mut q = SnapshotQuery {
         project_id: (!all).then(|| ctx.rc.project_id.clone()),
         name: params
@@ -135,7 +136,7 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<SnapshotQuery> {
         status: params.get("status").map(str::to_string),
         volume_id: params.get("volume_id").map(str::to_string),
         availability_zone: params.get("availability_zone").map(str::to_string),
-        like: filters::likes(ctx, params, SnapshotQuery::LIKE_KEYS)?,
+        like: list_filters::likes(ctx, params, SnapshotQuery::LIKE_KEYS)?,
         page: paging::page(params, &sort_keys(ctx))?,
         ..Default::default()
     };
@@ -256,28 +257,31 @@ async fn action(
     Path(p): Path<IdPath>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let (name, arg) = single_action(&body)?;
+    let (name, arg) = validate::single_action(&body)?;
     match name {
         "os-reset_status" => {
             ctx.require_admin("volume_extension:snapshot_admin_actions:reset_status")?;
-            let m = arg.as_object().ok_or_else(|| bad_request("Invalid input received: os-reset_status needs {\"status\": …}."))?;
+            let m = arg.as_object().ok_or_else(|| {
+                bad_request("Invalid input received: os-reset_status needs {\"status\": …}.")
+            })?;
             let status = validate::opt_string(m, "status", 64)?
-                .ok_or_else(|| bad_request("Invalid input received: os-reset_status needs 'status'."))?
+                .ok_or_else(|| {
+                    bad_request("Invalid input received: os-reset_status needs 'status'.")
+                })?
                 .parse::<SnapshotStatus>()
                 .map_err(|e| bad_request(format!("Invalid input received: status {e}")))?;
             visible_snapshot(&state, &ctx, &p.id).await?;
             let from = snapshot::RESET_STATUS.from.guard();
-            state.db.update_snapshot(&p.id, &SnapshotChanges::status(status), from.as_deref()).await?;
+            state
+                .db
+                .update_snapshot(&p.id, &SnapshotChanges::status(status), from.as_deref())
+                .await?;
         }
         "os-force_delete" => {
             ctx.require_admin("volume_extension:snapshot_admin_actions:force_delete")?;
             start_delete(&state, &ctx, &p.id, &snapshot::FORCE_DELETE).await?;
         }
-        other => {
-            return Err(bad_request(format!(
-                "There is no such action: {other}. Verify the request body and Content-Type header and try again."
-            )))
-        }
+        other => return Err(validate::no_such_action(other)),
     }
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -1,39 +1,13 @@
-//! JSON shapes of volumes and snapshots, per microversion and caller.
+//! JSON shapes of volumes, per microversion and caller.
 
 use std::collections::BTreeMap;
 
 use scoria_core::host::Host;
-use scoria_core::model::{Snapshot, Volume};
+use scoria_core::model::Volume;
 use serde::Serialize;
-use serde_json::{json, Value};
 
-use crate::context::Ctx;
-
-/// One link of a resource.
-#[derive(Debug, Serialize)]
-pub struct Link {
-    rel: &'static str,
-    href: String,
-}
-
-/// `links` of a resource: `self` and `bookmark`.
-pub fn link_pair(ctx: &Ctx, collection: &str, id: &str) -> [Link; 2] {
-    [
-        Link {
-            rel: "self",
-            href: format!("{}/{collection}/{id}", ctx.link_base),
-        },
-        Link {
-            rel: "bookmark",
-            href: format!("{}/{collection}/{id}", ctx.bookmark_base),
-        },
-    ]
-}
-
-/// `links` as a JSON value, for views still built as values.
-pub fn links(ctx: &Ctx, collection: &str, id: &str) -> Value {
-    serde_json::to_value(link_pair(ctx, collection, id)).unwrap_or_default()
-}
+use crate::http::context::Ctx;
+use crate::http::links::{link_pair, Link};
 
 /// A JSON `null` that a view always shows.
 type Null = Option<()>;
@@ -199,37 +173,4 @@ pub fn volume_detail<'a>(ctx: &Ctx, v: &'a Volume, extended: bool) -> VolumeDeta
 #[derive(Debug, Serialize)]
 pub struct VolumeBody<'a> {
     pub volume: VolumeDetail<'a>,
-}
-
-/// A snapshot; `extended` adds the `os-extended-snapshot-attributes:*` keys.
-pub fn snapshot(ctx: &Ctx, s: &Snapshot, extended: bool) -> Value {
-    let mut out = json!({
-        "id": s.id,
-        "created_at": s.created_at,
-        "updated_at": s.updated_at,
-        "name": s.name,
-        "description": s.description,
-        "volume_id": s.volume_id,
-        "status": s.status.as_str(),
-        "size": s.size,
-        "metadata": s.metadata,
-    });
-    let o = out.as_object_mut().expect("object literal");
-    if ctx.version.at_least(14) {
-        o.insert("group_snapshot_id".into(), Value::Null);
-    }
-    if ctx.version.at_least(41) {
-        o.insert("user_id".into(), json!(s.user_id));
-    }
-    if extended {
-        o.insert(
-            "os-extended-snapshot-attributes:project_id".into(),
-            json!(s.project_id),
-        );
-        o.insert(
-            "os-extended-snapshot-attributes:progress".into(),
-            json!(s.progress),
-        );
-    }
-    out
 }

@@ -12,11 +12,13 @@ use scoria_db::MessageQuery;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::context::Ctx;
-use crate::extract::Params;
-use crate::fault::{ApiError, ApiResult};
-use crate::paging::View;
-use crate::{filters, paging, views, ApiState};
+use crate::http::context::Ctx;
+use crate::http::extract::Params;
+use crate::http::fault::{ApiError, ApiResult};
+use crate::http::links;
+use crate::http::paging::View;
+use crate::http::{list_filters, paging};
+use crate::ApiState;
 
 /// Routes of this module, relative to `/v3`.
 pub fn routes() -> Router<ApiState> {
@@ -46,15 +48,15 @@ fn view(ctx: &Ctx, m: &UserMessage) -> Value {
         "created_at": m.created_at,
         "guaranteed_until": m.expires_at,
         "request_id": m.request_id,
-        "links": views::links(ctx, "messages", &m.id),
+        "links": links::value(ctx, "messages", &m.id),
     })
 }
 
 /// The filters of a listing: the caller's project unless an administrator
 /// asks for `all_tenants`, plus the message fields given.
 fn query(ctx: &Ctx, params: &Params) -> ApiResult<MessageQuery> {
-    filters::check(ctx, "message", params)?;
-    let all = filters::all_tenants(ctx, params);
+    list_filters::check(ctx, "message", params)?;
+    let all = list_filters::all_tenants(ctx, params);
     let field = |key: &str| params.get(key).map(str::to_string);
     let page = match ctx.version.at_least(PAGING_VERSION) {
         true => paging::page(params, MessageQuery::SORT_KEYS)?,
@@ -67,7 +69,7 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<MessageQuery> {
         event_id: field("event_id"),
         request_id: field("request_id"),
         message_level: field("message_level"),
-        like: filters::likes(ctx, params, MessageQuery::LIKE_KEYS)?,
+        like: list_filters::likes(ctx, params, MessageQuery::LIKE_KEYS)?,
         page,
     })
 }

@@ -9,9 +9,9 @@ use scoria_core::Error;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::context::Ctx;
-use crate::fault::{ApiError, ApiResult};
-use crate::volumes::{visible_volume, IdPath};
+use crate::http::context::Ctx;
+use crate::http::fault::{ApiError, ApiResult};
+use crate::volumes::crud::{visible_volume, IdPath};
 use crate::ApiState;
 
 /// The keys of an encrypted volume's metadata; an unencrypted one has only

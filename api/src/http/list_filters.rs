@@ -9,9 +9,9 @@ use scoria_db::{Like, LikeKey};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::context::Ctx;
-use crate::extract::Params;
-use crate::fault::{bad_request, ApiResult};
+use crate::http::context::Ctx;
+use crate::http::extract::Params;
+use crate::http::fault::{bad_request, ApiResult};
 use crate::ApiState;
 
 /// The filter keys one resource accepts.
@@ -132,7 +132,7 @@ pub(crate) fn all_tenants(ctx: &Ctx, params: &Params) -> bool {
     ctx.rc.is_admin
         && params
             .get("all_tenants")
-            .and_then(crate::validate::parse_bool)
+            .and_then(crate::http::validate::parse_bool)
             .unwrap_or(false)
 }
 
@@ -189,7 +189,7 @@ mod tests {
         Params::for_test(pairs)
     }
 
-    fn message(e: crate::fault::ApiError) -> String {
+    fn message(e: crate::http::fault::ApiError) -> String {
         match e.0 {
             scoria_core::Error::BadRequest(m) => m,
             other => panic!("not a 400: {other:?}"),

@@ -6,8 +6,8 @@ use axum::http::request::Parts;
 use scoria_core::Error;
 use serde_json::{Map, Value};
 
-use crate::context::Ctx;
-use crate::fault::{bad_request, ApiError};
+use crate::http::context::Ctx;
+use crate::http::fault::{bad_request, ApiError};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -15,12 +15,13 @@ use scoria_db::MetaKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::context::Ctx;
-use crate::extract::JsonBody;
-use crate::fault::{bad_request, fault, ApiError, ApiResult};
-use crate::snapshots::visible_snapshot;
-use crate::volumes::visible_volume;
-use crate::{validate, ApiState};
+use crate::http::context::Ctx;
+use crate::http::extract::JsonBody;
+use crate::http::fault::{bad_request, fault, ApiError, ApiResult};
+use crate::http::validate;
+use crate::snapshots::crud::visible_snapshot;
+use crate::volumes::crud::visible_volume;
+use crate::ApiState;
 
 #[derive(Deserialize)]
 struct OwnerPath {

@@ -10,19 +10,18 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use scoria_core::extra_specs::{self, capabilities_satisfy};
 use scoria_core::model::{Metadata, Service, VOLUME_BINARY};
 use scoria_core::stats::StatsReport;
 use scoria_core::{time, Error};
-use scoria_scheduler::extra_specs;
-use scoria_scheduler::filters::capabilities_satisfy;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::context::Ctx;
-use crate::extract::{JsonBody, Params};
-use crate::fault::{bad_request, ApiError, ApiResult};
-use crate::validate::{self, MAX_TEXT};
-use crate::version::ApiVersion;
+use crate::http::context::Ctx;
+use crate::http::extract::{JsonBody, Params};
+use crate::http::fault::{bad_request, ApiError, ApiResult};
+use crate::http::validate::{self, MAX_TEXT};
+use crate::http::version::ApiVersion;
 use crate::ApiState;
 
 /// Routes of this module, relative to `/v3`.

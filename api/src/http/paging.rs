@@ -4,10 +4,10 @@ use scoria_db::{Page, SortDir, SortKey};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::context::Ctx;
-use crate::extract::Params;
-use crate::fault::{bad_request, ApiError};
-use crate::validate;
+use crate::http::context::Ctx;
+use crate::http::extract::Params;
+use crate::http::fault::{bad_request, ApiError};
+use crate::http::validate;
 
 /// The most items one page returns (Cinder's `osapi_max_limit`).
 pub const MAX_LIMIT: i64 = 1000;
@@ -150,9 +150,8 @@ impl<T: Serialize> axum::response::IntoResponse for Listing<T> {
                 body,
             )
                 .into_response(),
-            Err(e) => {
-                crate::fault::ApiError(scoria_core::Error::Internal(e.to_string())).into_response()
-            }
+            Err(e) => crate::http::fault::ApiError(scoria_core::Error::Internal(e.to_string()))
+                .into_response(),
         }
     }
 }

@@ -14,10 +14,10 @@ use scoria_db::{Db, TypeUsage, VolumeQuery};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::context::Ctx;
-use crate::extract::Params;
-use crate::fault::ApiResult;
-use crate::validate;
+use crate::http::context::Ctx;
+use crate::http::extract::Params;
+use crate::http::fault::ApiResult;
+use crate::http::validate;
 use crate::{ApiState, QuotaDefaults};
 
 /// Routes of this module, relative to `/v3`.

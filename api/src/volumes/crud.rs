@@ -6,7 +6,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use scoria_core::model::{Volume, DEFAULT_TYPE_NAME};
-use scoria_core::rpc::{volume_topic, SchedulerRequest, VolumeRequest, SCHEDULER_TOPIC};
+use scoria_core::rpc::{
+    volume_topic, RequestSpec, SchedulerRequest, VolumeRequest, SCHEDULER_TOPIC,
+};
 use scoria_core::status::{AttachStatus, SnapshotStatus, VolumeStatus};
 use scoria_core::transitions::{snapshot, volume};
 use scoria_core::{time, Error};
@@ -14,12 +16,14 @@ use scoria_db::{VolumeChanges, VolumeGuard, VolumeQuery};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::context::Ctx;
-use crate::extract::{JsonBody, Params};
-use crate::fault::{bad_request, ApiError, ApiResult};
-use crate::paging::View;
-use crate::validate::{self, MAX_TEXT};
-use crate::{filters, paging, views, ApiState};
+use crate::http::context::Ctx;
+use crate::http::extract::{JsonBody, Params};
+use crate::http::fault::{bad_request, ApiError, ApiResult};
+use crate::http::paging::View;
+use crate::http::validate::{self, MAX_TEXT};
+use crate::http::{list_filters, paging};
+use crate::volumes::views;
+use crate::ApiState;
 
 #[derive(Deserialize)]
 pub(crate) struct IdPath {
@@ -55,6 +59,8 @@ struct Source {
     size: i64,
     type_id: Option<String>,
     zone: String,
+    /// Where its data is (`host@backend`).
+    backend: Option<String>,
 }
 
 async fn source_of(
@@ -75,6 +81,7 @@ async fn source_of(
         let vol = state.db.get_volume(&snap.volume_id).await?;
         return Ok(Some(Source {
             size: snap.size,
+            backend: vol.backend().map(str::to_string),
             type_id: vol.volume_type_id,
             zone: vol.availability_zone,
         }));
@@ -89,6 +96,7 @@ async fn source_of(
         }
         return Ok(Some(Source {
             size: vol.size,
+            backend: vol.backend().map(str::to_string),
             type_id: vol.volume_type_id,
             zone: vol.availability_zone,
         }));
@@ -264,7 +272,8 @@ async fn create(
         updated_at: None,
     };
     state.db.insert_volume(&vol).await?;
-    let request_spec = state.db.request_spec(&vol).await?;
+    let source_backend = source.and_then(|s| s.backend);
+    let request_spec = RequestSpec::new(&vol, volume_type.extra_specs, source_backend);
     if let Err(e) = state
         .bus
         .cast(
@@ -294,7 +303,7 @@ async fn create(
 }
 
 fn query(ctx: &Ctx, params: &Params) -> ApiResult<VolumeQuery> {
-    filters::check(ctx, "volume", params)?;
+    list_filters::check(ctx, "volume", params)?;
     let mut q = VolumeQuery {
         project_id: Some(ctx.rc.project_id.clone()),
         name: params
@@ -303,11 +312,11 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<VolumeQuery> {
             .map(str::to_string),
         status: params.get("status").map(str::to_string),
         availability_zone: params.get("availability_zone").map(str::to_string),
-        like: filters::likes(ctx, params, VolumeQuery::LIKE_KEYS)?,
+        like: list_filters::likes(ctx, params, VolumeQuery::LIKE_KEYS)?,
         page: paging::page(params, VolumeQuery::SORT_KEYS)?,
         ..Default::default()
     };
-    if filters::all_tenants(ctx, params) {
+    if list_filters::all_tenants(ctx, params) {
         q.project_id = params.get("project_id").map(str::to_string);
     }
     if ctx.rc.is_admin {
@@ -380,7 +389,7 @@ async fn summary(
         project_id: Some(ctx.rc.project_id.clone()),
         ..Default::default()
     };
-    if filters::all_tenants(&ctx, &params) {
+    if list_filters::all_tenants(&ctx, &params) {
         q.project_id = None;
     }
     let (count, size) = state.db.count_volumes(&q).await?;

@@ -8,7 +8,7 @@ use scoria_core::Error;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::fault::{ApiError, ApiResult};
+use crate::http::fault::{ApiError, ApiResult};
 use crate::ApiState;
 
 /// Routes of this module, relative to `/v3`.

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use scoria_core::{Error, RequestContext};
 use tracing::Instrument;
 
-use crate::fault::{fault, ApiError};
-use crate::version::{self, ApiVersion};
+use crate::http::fault::{fault, ApiError};
+use crate::http::version::{self, ApiVersion};
 use crate::{ApiState, AuthStrategy};
 
 /// What handlers know about the request: who asks, at which microversion,

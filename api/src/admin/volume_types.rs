@@ -14,10 +14,10 @@ use scoria_db::{MetaKind, VolumeTypeChanges};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::context::Ctx;
-use crate::extract::{JsonBody, Params};
-use crate::fault::{bad_request, ApiError, ApiResult};
-use crate::validate::{self, MAX_TEXT};
+use crate::http::context::Ctx;
+use crate::http::extract::{JsonBody, Params};
+use crate::http::fault::{bad_request, ApiError, ApiResult};
+use crate::http::validate::{self, MAX_TEXT};
 use crate::ApiState;
 
 /// Extra specs a caller who is not an administrator may see.

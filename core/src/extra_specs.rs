@@ -1,7 +1,10 @@
-//! Matching one extra-spec value against one capability value, with the
-//! operators Cinder's volume types use.
+//! Matching a volume type's extra specs against a backend's capabilities,
+//! with the operators Cinder's volume types use: shared by the scheduler's
+//! capabilities filter and the api's pool listing.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+use crate::model::Metadata;
 
 /// Whether the capability `cap` satisfies the extra-spec value `req`.
 ///
@@ -91,6 +94,57 @@ fn parse_bool(text: &str) -> Option<bool> {
         "false" => Some(false),
         _ => None,
     }
+}
+
+/// `Ok` when every extra spec that is unscoped or `capabilities:`-scoped
+/// matches the capability at that `:`-separated path. Keys with any other
+/// scope (`provisioning:`, `qos:`, vendor scopes) are not capabilities and
+/// are left to whoever reads them.
+pub fn capabilities_satisfy(
+    caps: &Map<String, Value>,
+    extra_specs: &Metadata,
+) -> Result<(), String> {
+    for (key, req) in extra_specs {
+        let Some(path) = capability_path(key) else {
+            continue;
+        };
+        match lookup(caps, &path) {
+            None => {
+                return Err(format!(
+                    "the pool does not report {}, the type asks for '{req}'",
+                    path.join(":")
+                ))
+            }
+            Some(cap) if !matches(cap, req) => {
+                return Err(format!(
+                    "{} is '{}', the type asks for '{req}'",
+                    path.join(":"),
+                    as_text(cap)
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The capability path an extra-spec key names, or `None` for other scopes.
+fn capability_path(key: &str) -> Option<Vec<&str>> {
+    let mut parts: Vec<&str> = key.split(':').collect();
+    match parts.as_slice() {
+        [_] => Some(parts),
+        ["capabilities", _, ..] => {
+            parts.remove(0);
+            Some(parts)
+        }
+        _ => None,
+    }
+}
+
+fn lookup<'a>(caps: &'a Map<String, Value>, path: &[&str]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    rest.iter()
+        .try_fold(caps.get(*first)?, |value, key| value.get(*key))
 }
 
 #[cfg(test)]

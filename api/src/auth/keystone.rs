@@ -11,11 +11,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use scoria_keystone::{
-    expiry, send_with_retries, Credentials, PasswordSession, SignInError, Token, DEFAULT_RETRIES,
+    expiry, send_with_retries, Credentials, PasswordSession, SignInError, Token, TokenData,
+    TokenDocument, DEFAULT_RETRIES,
 };
-use serde::Deserialize;
 
-use crate::fault::fault;
+use crate::http::fault::fault;
 
 /// How long one request to Keystone may take, unless `http_connect_timeout` says otherwise.
 const KEYSTONE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -230,12 +230,12 @@ impl KeystoneAuth {
             .map_err(|e| Validation::Failed(self.unreachable(e.is_timeout())))?;
         match resp.status().as_u16() {
             200 => {
-                let body: TokenBody = resp.json().await.map_err(|e| {
+                let body: TokenDocument = resp.json().await.map_err(|e| {
                     Validation::Failed(AuthFailure::Unavailable(format!(
                         "Keystone's token validation answer is not understood: {e}"
                     )))
                 })?;
-                body.token.into_identity().map_err(Validation::Failed)
+                identity_of(body.token).map_err(Validation::Failed)
             }
             401 => Err(Validation::ServiceTokenRejected),
             400 | 404 => Err(Validation::Failed(AuthFailure::Unauthorized(
@@ -300,46 +300,28 @@ fn token_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// The parts of Keystone's token document Scoria uses.
-#[derive(Deserialize)]
-struct TokenBody {
-    token: TokenData,
-}
-
-#[derive(Deserialize)]
-struct TokenData {
-    expires_at: String,
-    user: Named,
-    project: Option<Named>,
-    #[serde(default)]
-    roles: Vec<Named>,
-}
-
-#[derive(Deserialize)]
-struct Named {
-    id: String,
-    #[serde(default)]
-    name: String,
-}
-
-impl TokenData {
-    fn into_identity(self) -> Result<(Identity, DateTime<Utc>), AuthFailure> {
-        let expires_at = expiry(&self.expires_at).ok_or_else(|| {
-            AuthFailure::Unavailable(format!(
-                "Keystone's token expiry '{}' is not a timestamp.",
-                self.expires_at
-            ))
-        })?;
-        let project = self.project.ok_or_else(|| {
-            AuthFailure::Unauthorized("The token is not scoped to a project.".into())
-        })?;
-        let identity = Identity {
-            user_id: self.user.id,
-            project_id: project.id,
-            roles: self.roles.into_iter().map(|r| r.name).collect(),
-        };
-        Ok((identity, expires_at))
-    }
+/// Who `token` speaks for and until when; an unscoped token is refused.
+fn identity_of(token: TokenData) -> Result<(Identity, DateTime<Utc>), AuthFailure> {
+    let expires_at = expiry(&token.expires_at).ok_or_else(|| {
+        AuthFailure::Unavailable(format!(
+            "Keystone's token expiry '{}' is not a timestamp.",
+            token.expires_at
+        ))
+    })?;
+    let user = token.user.ok_or_else(|| {
+        AuthFailure::Unavailable(
+            "Keystone's token validation answer is not understood: it names no user.".into(),
+        )
+    })?;
+    let project = token
+        .project
+        .ok_or_else(|| AuthFailure::Unauthorized("The token is not scoped to a project.".into()))?;
+    let identity = Identity {
+        user_id: user.id,
+        project_id: project.id,
+        roles: token.roles.into_iter().map(|r| r.name).collect(),
+    };
+    Ok((identity, expires_at))
 }
 
 /// Validated tokens until they expire, at most [`CACHE_CAPACITY`] of them.
@@ -486,23 +468,23 @@ mod tests {
 
     #[test]
     fn token_documents() {
-        let body: TokenBody = serde_json::from_value(json!({"token": {
+        let body: TokenDocument = serde_json::from_value(json!({"token": {
             "expires_at": "2030-01-02T03:04:05.000000Z",
             "user": {"id": "u1", "name": "demo"},
             "project": {"id": "p1", "name": "demo"},
             "roles": [{"id": "r1", "name": "member"}, {"id": "r2", "name": "reader"}],
         }}))
         .unwrap();
-        let (who, at) = body.token.into_identity().unwrap();
+        let (who, at) = identity_of(body.token).unwrap();
         assert_eq!(who.project_id, "p1");
         assert_eq!(who.roles, ["member", "reader"]);
         assert_eq!(at.to_rfc3339(), "2030-01-02T03:04:05+00:00");
-        let unscoped: TokenBody = serde_json::from_value(json!({"token": {
+        let unscoped: TokenDocument = serde_json::from_value(json!({"token": {
             "expires_at": "2030-01-02T03:04:05Z", "user": {"id": "u1"},
         }}))
         .unwrap();
         assert!(matches!(
-            unscoped.token.into_identity(),
+            identity_of(unscoped.token),
             Err(AuthFailure::Unauthorized(_))
         ));
     }

@@ -4,62 +4,31 @@
 //! `os-unreserve` and `os-roll_detaching` to back out; and the
 //! administrator's `os-force_detach` for attachments stuck in any state.
 //!
+//! `POST /volumes/{id}/action` parses these into its `VolumeAction` and
+//! calls the handlers here; the export itself is the shared workflow's.
+//!
 //! `os-initialize_connection` records the export as an attachment in
 //! `detached` state (it does not change the volume's status, as in Cinder);
 //! `os-attach` turns that record into an `attached` attachment.
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use scoria_core::model::{AccessMode, Attachment, Connector, Volume};
 use scoria_core::status::{AttachStatus, VolumeStatus};
 use scoria_core::transitions::{attachment, volume};
 use scoria_core::{time, Error};
 use scoria_db::{AttachmentChanges, VolumeChanges, VolumeGuard};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use crate::attach;
-use crate::context::Ctx;
-use crate::fault::{bad_request, ApiError, ApiResult};
-use crate::validate;
-use crate::volumes::visible_volume;
+use crate::attach::views::standard_data;
+use crate::attach::workflow::{self, Leftover};
+use crate::http::context::Ctx;
+use crate::http::fault::{bad_request, ApiError, ApiResult};
+use crate::http::validate;
+use crate::volumes::crud::visible_volume;
 use crate::ApiState;
 
-/// Runs the legacy attach action `name`, or `None` if `name` is not one.
-pub(crate) async fn run(
-    state: &ApiState,
-    ctx: &Ctx,
-    id: &str,
-    name: &str,
-    arg: &Value,
-) -> Option<ApiResult<Response>> {
-    let accepted = || StatusCode::ACCEPTED.into_response();
-    Some(match name {
-        "os-reserve" => reserve(state, ctx, id).await.map(|_| accepted()),
-        "os-unreserve" => unreserve(state, ctx, id).await.map(|_| accepted()),
-        "os-begin_detaching" => begin_detaching(state, ctx, id).await.map(|_| accepted()),
-        "os-roll_detaching" => roll_detaching(state, ctx, id).await.map(|_| accepted()),
-        "os-initialize_connection" => initialize(state, ctx, id, arg)
-            .await
-            .map(|v| Json(v).into_response()),
-        "os-terminate_connection" => terminate(state, ctx, id, arg).await.map(|_| accepted()),
-        "os-attach" => attach(state, ctx, id, arg).await.map(|_| accepted()),
-        "os-detach" => detach(state, ctx, id, arg).await.map(|_| accepted()),
-        "os-force_detach" => force_detach(state, ctx, id, arg).await.map(|_| accepted()),
-        _ => return None,
-    })
-}
-
-fn object<'a>(name: &str, v: &'a Value) -> ApiResult<&'a Map<String, Value>> {
-    v.as_object().ok_or_else(|| {
-        bad_request(format!(
-            "Invalid input received: the argument of {name} must be an object."
-        ))
-    })
-}
-
-fn connector_arg(name: &str, arg: &Value) -> ApiResult<Connector> {
-    match object(name, arg)?.get("connector") {
+/// The `connector` of `os-initialize_connection` and `os-terminate_connection`.
+pub(crate) fn connector_arg(name: &str, arg: &Value) -> ApiResult<Connector> {
+    match validate::action_args(name, arg)?.get("connector") {
         Some(Value::Object(c)) => Ok(c.clone()),
         _ => Err(bad_request(format!(
             "Invalid input received: {name} needs a 'connector' object."
@@ -77,7 +46,7 @@ fn not_in_maintenance(v: &Volume, what: &str) -> ApiResult<()> {
     Ok(())
 }
 
-async fn reserve(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
+pub(crate) async fn reserve(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
     let v = visible_volume(state, ctx, id).await?;
     let op = match v.multiattach {
         true => &volume::RESERVE_MULTIATTACH,
@@ -105,7 +74,7 @@ async fn reserve(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
 
 /// Ends a reservation: an `attaching` volume goes back to what its
 /// attachments say (`in-use` or `available`); anything else is left alone.
-async fn unreserve(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
+pub(crate) async fn unreserve(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
     let v = visible_volume(state, ctx, id).await?;
     if volume::UNRESERVE.from.contains(v.status) {
         state.db.recompute_attach_status(id).await?;
@@ -113,7 +82,7 @@ async fn unreserve(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
     Ok(())
 }
 
-async fn begin_detaching(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
+pub(crate) async fn begin_detaching(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
     let v = visible_volume(state, ctx, id).await?;
     let attached = v.attach_status == AttachStatus::Attached;
     let op = &volume::BEGIN_DETACHING;
@@ -129,7 +98,7 @@ async fn begin_detaching(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()>
     Ok(())
 }
 
-async fn roll_detaching(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
+pub(crate) async fn roll_detaching(state: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<()> {
     visible_volume(state, ctx, id).await?;
     let op = &volume::ROLL_DETACHING;
     let changes = VolumeChanges {
@@ -154,8 +123,15 @@ fn same_host(a: &Attachment, c: &Connector) -> bool {
         .all(|k| stored.get(*k) == c.get(*k))
 }
 
-async fn initialize(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult<Value> {
-    let connector = connector_arg("os-initialize_connection", arg)?;
+/// `os-initialize_connection`: exports the volume to the connector's host
+/// (reusing the record of an earlier connection from that host) and answers
+/// with the connection info.
+pub(crate) async fn initialize(
+    state: &ApiState,
+    ctx: &Ctx,
+    id: &str,
+    connector: Connector,
+) -> ApiResult<Value> {
     let v = visible_volume(state, ctx, id).await?;
     not_in_maintenance(&v, "connected")?;
     let existing = state
@@ -168,7 +144,12 @@ async fn initialize(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiRe
         Some(a) => (a, false),
         None => (connection_record(state, &v).await?, true),
     };
-    match attach::connect(state, ctx, &v, &att, connector, None).await {
+    let leftover = if created {
+        Leftover::RemovedIfDetached
+    } else {
+        Leftover::Kept
+    };
+    match workflow::export(state, ctx, &v, &att, connector, None, leftover).await {
         Ok(att) => {
             let info = att
                 .connection_info
@@ -177,23 +158,16 @@ async fn initialize(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiRe
             Ok(json!({
                 "connection_info": {
                     "driver_volume_type": info.driver_volume_type,
-                    "data": attach::standard_data(&att, &info),
+                    "data": standard_data(&att, &info),
                 }
             }))
         }
-        Err(e) => {
-            attach::undo_export(state, ctx, &v, &att.id);
-            if created {
-                let from = attachment::DISCONNECT.from.guard();
-                state.db.delete_attachment(&att.id, from.as_deref()).await?;
-            }
-            Err(match e.0 {
-                Error::Backend(detail) | Error::Unsupported(detail) => ApiError(Error::Backend(format!(
-                    "Bad or unexpected response from the storage volume backend API: Driver initialize connection failed (error: {detail})."
-                ))),
-                _ => e,
-            })
-        }
+        Err(e) => Err(match e.0 {
+            Error::Backend(detail) | Error::Unsupported(detail) => ApiError(Error::Backend(format!(
+                "Bad or unexpected response from the storage volume backend API: Driver initialize connection failed (error: {detail})."
+            ))),
+            _ => e,
+        }),
     }
 }
 
@@ -204,14 +178,20 @@ async fn connection_record(state: &ApiState, v: &Volume) -> ApiResult<Attachment
     Ok(a)
 }
 
-async fn terminate(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult<()> {
-    let connector = connector_arg("os-terminate_connection", arg)?;
+/// `os-terminate_connection`: removes the exports to the connector's host
+/// and forgets the records of connections that were never attached.
+pub(crate) async fn terminate(
+    state: &ApiState,
+    ctx: &Ctx,
+    id: &str,
+    connector: Connector,
+) -> ApiResult<()> {
     let v = visible_volume(state, ctx, id).await?;
     for a in state.db.attachments_of_volume(id).await? {
         if !same_host(&a, &connector) {
             continue;
         }
-        attach::disconnect(state, ctx, &v, &a).await?;
+        workflow::disconnect(state, ctx, &v, &a).await?;
         let from = attachment::DISCONNECT.from;
         if from.contains(a.attach_status) {
             let from = from.guard();
@@ -221,29 +201,62 @@ async fn terminate(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiRes
     unreserve(state, ctx, id).await
 }
 
-async fn attach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult<()> {
-    let m = object("os-attach", arg)?;
-    let text = |k: &str| validate::opt_string(m, k, 255);
-    let mountpoint = text("mountpoint")?
-        .ok_or_else(|| bad_request("Invalid input received: os-attach needs 'mountpoint'."))?;
-    let instance_uuid = text("instance_uuid")?;
-    let host_name = text("host_name")?;
-    if instance_uuid.is_none() && host_name.is_none() {
-        return Err(bad_request(
-            "Invalid input received: os-attach needs 'instance_uuid' or 'host_name'.",
-        ));
+/// The argument of `os-attach`.
+pub(crate) struct AttachArgs {
+    mountpoint: String,
+    instance_uuid: Option<String>,
+    host_name: Option<String>,
+    mode: AccessMode,
+}
+
+impl AttachArgs {
+    /// Reads `{"mountpoint", "instance_uuid" or "host_name", "mode"?}`.
+    pub(crate) fn parse(arg: &Value) -> ApiResult<Self> {
+        let m = validate::action_args("os-attach", arg)?;
+        let text = |k: &str| validate::opt_string(m, k, 255);
+        let mountpoint = text("mountpoint")?
+            .ok_or_else(|| bad_request("Invalid input received: os-attach needs 'mountpoint'."))?;
+        let instance_uuid = text("instance_uuid")?;
+        let host_name = text("host_name")?;
+        if instance_uuid.is_none() && host_name.is_none() {
+            return Err(bad_request(
+                "Invalid input received: os-attach needs 'instance_uuid' or 'host_name'.",
+            ));
+        }
+        let mode = match text("mode")? {
+            None => AccessMode::Rw,
+            Some(s) => AccessMode::parse(&s).ok_or_else(|| {
+                bad_request(format!(
+                    "Invalid input received: Invalid attaching mode '{s}'; use 'rw' or 'ro'."
+                ))
+            })?,
+        };
+        Ok(AttachArgs {
+            mountpoint,
+            instance_uuid,
+            host_name,
+            mode,
+        })
     }
-    let mode = match text("mode")? {
-        None => AccessMode::Rw,
-        Some(s) => AccessMode::parse(&s).ok_or_else(|| {
-            bad_request(format!(
-                "Invalid input received: Invalid attaching mode '{s}'; use 'rw' or 'ro'."
-            ))
-        })?,
-    };
+}
+
+/// `os-attach`: turns the volume's unattached connection record (the one
+/// from `host_name` first) into an attachment.
+pub(crate) async fn attach(
+    state: &ApiState,
+    ctx: &Ctx,
+    id: &str,
+    args: AttachArgs,
+) -> ApiResult<()> {
+    let AttachArgs {
+        mountpoint,
+        instance_uuid,
+        host_name,
+        mode,
+    } = args;
     let v = visible_volume(state, ctx, id).await?;
     not_in_maintenance(&v, "attached")?;
-    if attach::readonly(&v) && mode == AccessMode::Rw {
+    if workflow::readonly(&v) && mode == AccessMode::Rw {
         return Err(bad_request(format!(
             "Invalid input received: Invalid attaching mode 'rw' for volume {id}: the volume is read-only."
         )));
@@ -287,11 +300,22 @@ async fn attach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult
     Ok(())
 }
 
-async fn detach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult<()> {
-    let wanted = match arg {
-        Value::Object(m) => validate::opt_string(m, "attachment_id", 64)?,
-        _ => None,
-    };
+/// The `attachment_id` of `os-detach`, if its argument names one.
+pub(crate) fn detach_arg(arg: &Value) -> ApiResult<Option<String>> {
+    match arg {
+        Value::Object(m) => validate::opt_string(m, "attachment_id", 64),
+        _ => Ok(None),
+    }
+}
+
+/// `os-detach`: removes the export and the attachment named by `wanted`
+/// (else the volume's only attached one).
+pub(crate) async fn detach(
+    state: &ApiState,
+    ctx: &Ctx,
+    id: &str,
+    wanted: Option<String>,
+) -> ApiResult<()> {
     let v = visible_volume(state, ctx, id).await?;
     let attachments = state.db.attachments_of_volume(id).await?;
     let att = match &wanted {
@@ -315,10 +339,33 @@ async fn detach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult
             }
         }
     };
-    attach::disconnect(state, ctx, &v, att).await?;
+    workflow::disconnect(state, ctx, &v, att).await?;
     let from = attachment::DETACH.from.guard();
     state.db.delete_attachment(&att.id, from.as_deref()).await?;
     Ok(())
+}
+
+/// The argument of `os-force_detach`.
+pub(crate) struct ForceDetachArgs {
+    wanted: Option<String>,
+    connector: Option<Connector>,
+}
+
+impl ForceDetachArgs {
+    /// Reads `{"attachment_id"?, "connector"?}`.
+    pub(crate) fn parse(arg: &Value) -> ApiResult<Self> {
+        let m = validate::action_args("os-force_detach", arg)?;
+        let wanted = validate::opt_string(m, "attachment_id", 64)?;
+        let connector =
+            match m.get("connector") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(c)) => Some(c.clone()),
+                Some(_) => return Err(bad_request(
+                    "Invalid input received: the 'connector' of os-force_detach must be an object.",
+                )),
+            };
+        Ok(ForceDetachArgs { wanted, connector })
+    }
 }
 
 /// Administrators' way out of a stuck attachment, whatever its state: the
@@ -327,19 +374,14 @@ async fn detach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult
 /// service must confirm, and is removed; the volume's status then follows
 /// its remaining attachments (a volume left `attaching` by `os-reserve`
 /// becomes `available`).
-async fn force_detach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> ApiResult<()> {
-    ctx.require_admin("volume_extension:volume_admin_actions:force_detach")?;
-    let m = object("os-force_detach", arg)?;
-    let wanted = validate::opt_string(m, "attachment_id", 64)?;
-    let connector = match m.get("connector") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(c)) => Some(c),
-        Some(_) => {
-            return Err(bad_request(
-                "Invalid input received: the 'connector' of os-force_detach must be an object.",
-            ))
-        }
-    };
+pub(crate) async fn force_detach(
+    state: &ApiState,
+    ctx: &Ctx,
+    id: &str,
+    args: ForceDetachArgs,
+) -> ApiResult<()> {
+    let ForceDetachArgs { wanted, connector } = args;
+    let connector = connector.as_ref();
     let v = visible_volume(state, ctx, id).await?;
     let attachments = state.db.attachments_of_volume(id).await?;
     let chosen: Vec<&Attachment> = match &wanted {
@@ -361,9 +403,9 @@ async fn force_detach(state: &ApiState, ctx: &Ctx, id: &str, arg: &Value) -> Api
         )));
     }
     if let Some(att) = chosen.first() {
-        attach::disconnect(state, ctx, &v, att)
+        workflow::disconnect(state, ctx, &v, att)
             .await
-            .map_err(|e| attach::server_error(e, "Unable to terminate volume connection"))?;
+            .map_err(|e| workflow::server_error(e, "Unable to terminate volume connection"))?;
         let from = attachment::DETACH.from.guard();
         state.db.delete_attachment(&att.id, from.as_deref()).await?;
     }

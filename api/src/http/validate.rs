@@ -3,7 +3,7 @@
 use scoria_core::model::Metadata;
 use serde_json::{Map, Value};
 
-use crate::fault::{bad_request, ApiError, ApiResult};
+use crate::http::fault::{bad_request, ApiError, ApiResult};
 
 /// Longest name or description accepted.
 pub const MAX_TEXT: usize = 255;
@@ -22,6 +22,39 @@ pub fn object<'a>(
             "Malformed request body: the body must contain '{key}'."
         ))),
     }
+}
+
+/// The single action of a `POST …/action` body and its argument.
+pub fn single_action(body: &Map<String, Value>) -> ApiResult<(&str, &Value)> {
+    let mut entries = body.iter();
+    match (entries.next(), entries.next()) {
+        (Some((k, v)), None) => Ok((k.as_str(), v)),
+        _ => Err(bad_request(
+            "Malformed request body: an action body must have exactly one key, the action's name.",
+        )),
+    }
+}
+
+/// The 400 for an action the resource does not have.
+pub fn no_such_action(name: &str) -> ApiError {
+    bad_request(format!(
+        "There is no such action: {name}. Verify the request body and Content-Type header and try again."
+    ))
+}
+
+/// The argument object of action `name`.
+pub fn action_args<'a>(name: &str, v: &'a Value) -> ApiResult<&'a Map<String, Value>> {
+    v.as_object().ok_or_else(|| {
+        bad_request(format!(
+            "Invalid input received: the argument of {name} must be an object."
+        ))
+    })
+}
+
+/// The member `key` of action `name`'s argument, which it needs.
+pub fn required<'a>(name: &str, m: &'a Map<String, Value>, key: &str) -> ApiResult<&'a Value> {
+    m.get(key)
+        .ok_or_else(|| bad_request(format!("Invalid input received: {name} needs '{key}'.")))
 }
 
 /// Fails when the body has keys outside `allowed`.

@@ -9,24 +9,22 @@ use scoria_core::Error;
 use scoria_db::{Page, SnapshotChanges, SnapshotQuery, SortDir, VolumeChanges, VolumeGuard};
 use serde_json::Value;
 
-use crate::context::Ctx;
-use crate::fault::{bad_request, ApiError, ApiResult};
-use crate::validate;
-use crate::volumes::visible_volume;
+use crate::http::context::Ctx;
+use crate::http::fault::{bad_request, ApiError, ApiResult};
+use crate::http::validate;
+use crate::volumes::crud::visible_volume;
 use crate::ApiState;
 
 /// The first microversion with the action.
-const REVERT_VERSION: u32 = 40;
+pub(crate) const REVERT_VERSION: u32 = 40;
 
 fn conflict(msg: String) -> ApiError {
     ApiError(Error::Conflict(msg))
 }
 
 /// The snapshot id of the action's argument `{"snapshot_id": …}`.
-fn snapshot_id(arg: &Value) -> ApiResult<String> {
-    let m = arg.as_object().ok_or_else(|| {
-        bad_request("Invalid input received: the argument of revert must be an object.")
-    })?;
+pub(crate) fn snapshot_id(arg: &Value) -> ApiResult<String> {
+    let m = validate::action_args("revert", arg)?;
     validate::only_keys(m, &["snapshot_id"])?;
     validate::opt_id(m, "snapshot_id")?
         .ok_or_else(|| bad_request("Invalid input received: revert needs 'snapshot_id'."))
@@ -144,11 +142,14 @@ async fn release(state: &ApiState, vol: &Volume, snap: &Snapshot) -> ApiResult<(
     Ok(())
 }
 
-/// `{"revert": {"snapshot_id": …}}`: checks the request and casts the revert
-/// to the volume's backend.
-pub async fn revert(state: &ApiState, ctx: &Ctx, volume_id: &str, arg: &Value) -> ApiResult<()> {
-    ctx.require_version(REVERT_VERSION)?;
-    let wanted = snapshot_id(arg)?;
+/// `{"revert": {"snapshot_id": wanted}}`: checks the request and casts the
+/// revert to the volume's backend.
+pub(crate) async fn revert(
+    state: &ApiState,
+    ctx: &Ctx,
+    volume_id: &str,
+    wanted: String,
+) -> ApiResult<()> {
     let vol = visible_volume(state, ctx, volume_id).await?;
     let latest = latest_snapshot(state, &vol.id).await?;
     let snap = check_latest(&vol.id, vol.size, latest, &wanted)?;
