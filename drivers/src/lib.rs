@@ -16,7 +16,7 @@ pub mod fake;
 pub mod file;
 pub mod iscsi;
 pub mod layers;
-mod options;
+pub mod options;
 pub mod registry;
 
 use std::collections::BTreeMap;

@@ -16,7 +16,7 @@ use crate::{DriverError, DriverResult};
 
 /// Deserializes `T` from `config.options`; options `T` does not name are left
 /// to others (layers, the iSCSI target).
-pub(crate) fn from_options<T: DeserializeOwned>(config: &BackendConfig) -> DriverResult<T> {
+pub fn from_options<T: DeserializeOwned>(config: &BackendConfig) -> DriverResult<T> {
     let set = config
         .options
         .iter()
