@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::Host;
 use crate::status::{AttachStatus, SnapshotStatus, VolumeStatus};
+use crate::time::Timestamp;
 
 /// Key/value metadata as Cinder shows it (string to string, sorted by key).
 pub type Metadata = BTreeMap<String, String>;
@@ -222,8 +223,8 @@ pub struct Service {
     pub disabled: bool,
     pub disabled_reason: Option<String>,
     /// Last heartbeat.
-    pub updated_at: String,
-    pub created_at: String,
+    pub updated_at: Timestamp,
+    pub created_at: Timestamp,
     /// The latest stats report of a volume service, as JSON.
     pub stats: Option<serde_json::Value>,
 }

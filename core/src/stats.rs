@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::capacity::Capacity;
 use crate::host::Host;
+use crate::time::Timestamp;
 
 /// What a driver can do, declared once by the driver. The scheduler copies the
 /// flags into pool capabilities, the api refuses what a backend cannot do, and
@@ -120,8 +121,8 @@ pub struct StatsReport {
     /// `host@backend`.
     pub backend: Host,
     pub availability_zone: String,
-    /// When the report was made (Cinder time format).
-    pub timestamp: String,
+    /// When the report was made (Cinder time format on the wire).
+    pub timestamp: Timestamp,
     pub capabilities: Capabilities,
     pub stats: BackendStats,
 }

@@ -16,8 +16,12 @@ fn from_row(row: &AnyRow) -> Result<Service> {
         availability_zone: get_str(row, "availability_zone")?,
         disabled: get_bool(row, "disabled")?,
         disabled_reason: get_opt(row, "disabled_reason")?,
-        updated_at: get_str(row, "updated_at")?,
-        created_at: get_str(row, "created_at")?,
+        updated_at: get_str(row, "updated_at")?
+            .parse()
+            .map_err(Error::Internal)?,
+        created_at: get_str(row, "created_at")?
+            .parse()
+            .map_err(Error::Internal)?,
         stats: stats.and_then(|s| serde_json::from_str(&s).ok()),
     })
 }

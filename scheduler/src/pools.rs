@@ -9,6 +9,7 @@ use scoria_core::capacity::{
 use scoria_core::host::Host;
 use scoria_core::rpc::RequestSpec;
 use scoria_core::stats::{PoolStats, StatsReport};
+use scoria_core::time::Timestamp;
 use serde_json::{Map, Value};
 
 /// One pool of one backend, as the scheduler sees it.
@@ -20,7 +21,7 @@ pub struct PoolState {
     pub backend: String,
     pub availability_zone: String,
     /// Timestamp of the report these stats come from.
-    pub timestamp: String,
+    pub timestamp: Timestamp,
     /// The driver's numbers, untouched.
     pub stats: PoolStats,
     /// Backend-wide and pool capabilities merged, matched by extra specs.
@@ -46,7 +47,7 @@ impl PoolState {
             name,
             backend: report.backend.to_string(),
             availability_zone: report.availability_zone.clone(),
-            timestamp: report.timestamp.clone(),
+            timestamp: report.timestamp,
             capabilities: report.stats.pool_capabilities(stats),
             stats: stats.clone(),
             over_subscription,
@@ -135,7 +136,7 @@ fn parse_ratio(value: &str) -> Option<OverSubscription> {
 #[derive(Debug, Clone, Default)]
 pub struct PoolBook {
     /// Timestamp of the report held for each backend.
-    reports: BTreeMap<String, String>,
+    reports: BTreeMap<String, Timestamp>,
     pools: BTreeMap<String, PoolState>,
 }
 
@@ -226,7 +227,7 @@ pub(crate) mod tests {
         StatsReport {
             backend: backend.parse().unwrap(),
             availability_zone: "nova".into(),
-            timestamp: timestamp.into(),
+            timestamp: timestamp.parse().unwrap(),
             capabilities: Capabilities {
                 thick_provisioning: true,
                 local_attach: true,

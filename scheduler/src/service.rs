@@ -14,8 +14,9 @@ use scoria_core::rpc::{
     volume_topic, RequestSpec, SchedulerRequest, VolumeRequest, SCHEDULER_TOPIC, STATS_FANOUT,
 };
 use scoria_core::stats::StatsReport;
+use scoria_core::time::Timestamp;
 use scoria_core::transitions::volume;
-use scoria_core::{time, Error, RequestContext, Result};
+use scoria_core::{Error, RequestContext, Result};
 use scoria_db::{Db, VolumeChanges, VolumeGuard};
 use tokio::sync::{watch, Mutex};
 use tracing::Instrument;
@@ -118,7 +119,7 @@ impl Scheduler {
                 None,
             )
             .await?;
-        let since = time::offset_from_now(-(self.cfg.service_down_time.as_secs() as i64));
+        let since = Timestamp::from_now(-(self.cfg.service_down_time.as_secs() as i64));
         let mut up = HashSet::new();
         let mut reports = Vec::new();
         for svc in self.db.list_services(None, Some(VOLUME_BINARY)).await? {

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use scoria_core::model::VOLUME_BINARY;
 use scoria_core::rpc::STATS_FANOUT;
 use scoria_core::stats::StatsReport;
-use scoria_core::{time, Error, RequestContext, Result};
+use scoria_core::time::Timestamp;
+use scoria_core::{Error, RequestContext, Result};
 
 use crate::VolumeManager;
 
@@ -33,7 +34,7 @@ impl VolumeManager {
         Ok(StatsReport {
             backend: backend.clone(),
             availability_zone: self.cfg.availability_zone.clone(),
-            timestamp: time::now(),
+            timestamp: Timestamp::now(),
             capabilities: self.driver.capabilities(),
             stats,
         })

@@ -13,7 +13,8 @@ use axum::{Json, Router};
 use scoria_core::extra_specs::{self, capabilities_satisfy};
 use scoria_core::model::{Metadata, Service, VOLUME_BINARY};
 use scoria_core::stats::StatsReport;
-use scoria_core::{time, Error};
+use scoria_core::time::Timestamp;
+use scoria_core::Error;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -39,28 +40,28 @@ const MAX_DOWN_TIME_SECS: u64 = 100 * 365 * 24 * 3600;
 /// Tells live timestamps from stale ones.
 struct Liveness {
     /// Timestamps at or after this one are recent enough.
-    cutoff: String,
+    cutoff: Timestamp,
 }
 
 impl Liveness {
     fn new(down_time: Duration) -> Self {
         let secs = down_time.as_secs().min(MAX_DOWN_TIME_SECS) as i64;
         Liveness {
-            cutoff: time::offset_from_now(-secs),
+            cutoff: Timestamp::from_now(-secs),
         }
     }
 
-    fn is_fresh(&self, timestamp: &str) -> bool {
-        timestamp >= self.cutoff.as_str()
+    fn is_fresh(&self, timestamp: Timestamp) -> bool {
+        timestamp >= self.cutoff
     }
 
     fn is_up(&self, svc: &Service) -> bool {
-        self.is_fresh(&svc.updated_at)
+        self.is_fresh(svc.updated_at)
     }
 
     /// `up` while the service is up and its driver's `report` is recent, else `down`.
     fn backend_state(&self, svc: &Service, report: Option<&StatsReport>) -> &'static str {
-        let reporting = report.is_some_and(|r| self.is_fresh(&r.timestamp));
+        let reporting = report.is_some_and(|r| self.is_fresh(r.timestamp));
         if self.is_up(svc) && reporting {
             "up"
         } else {
@@ -236,7 +237,7 @@ fn pools_of(svc: &Service, live: &Liveness) -> Vec<Pool> {
         .iter()
         .map(|pool| {
             let mut caps = report.stats.pool_capabilities(pool);
-            caps.insert("timestamp".into(), report.timestamp.clone().into());
+            caps.insert("timestamp".into(), report.timestamp.to_string().into());
             caps.entry("backend_state").or_insert_with(|| state.into());
             Pool {
                 name: report.backend.in_pool(&pool.pool_name).to_string(),
@@ -339,8 +340,8 @@ mod tests {
             availability_zone: zone.into(),
             disabled: false,
             disabled_reason: None,
-            updated_at: time::offset_from_now(-seconds_ago),
-            created_at: time::offset_from_now(-3600),
+            updated_at: Timestamp::from_now(-seconds_ago),
+            created_at: Timestamp::from_now(-3600),
             stats: None,
         }
     }
@@ -366,7 +367,7 @@ mod tests {
         let report = StatsReport {
             backend: svc.host.parse().unwrap(),
             availability_zone: svc.availability_zone.clone(),
-            timestamp: time::offset_from_now(-report_age),
+            timestamp: Timestamp::from_now(-report_age),
             capabilities: Capabilities {
                 native_clone: true,
                 thin_provisioning: true,
