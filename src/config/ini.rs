@@ -21,8 +21,6 @@ pub enum Origin {
     File { path: PathBuf, line: usize },
     /// A `SCORIA_<SECTION>__<OPTION>` environment variable.
     Env(String),
-    /// The option's documented default.
-    Default,
 }
 
 impl fmt::Display for Origin {
@@ -30,7 +28,6 @@ impl fmt::Display for Origin {
         match self {
             Origin::File { path, line } => write!(f, "{}:{line}", path.display()),
             Origin::Env(name) => write!(f, "environment variable {name}"),
-            Origin::Default => f.write_str("the default"),
         }
     }
 }

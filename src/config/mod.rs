@@ -10,16 +10,15 @@
 pub mod ini;
 pub mod model;
 pub mod reference;
-mod section;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
-use scoria_core::config::{BackendConfig, OptionDoc};
+use scoria_core::config::{BackendConfig, OptionDoc, Options, Setting};
 
-use ini::{Ini, Origin, Value, DEFAULT};
-use model::{BackendSection, DatabaseSection, DefaultSection, Options, Quotas};
+use ini::{Ini, Value, DEFAULT};
+use model::{BackendSection, DatabaseSection, DefaultSection, Quotas};
 
 /// Where the configuration is read from.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -185,14 +184,20 @@ fn resolved(ini: &Ini, section: &str) -> anyhow::Result<BTreeMap<String, Value>>
 
 /// Reads `T` from `section`, with the documented defaults of `T`'s options.
 fn read<T: Options>(ini: &Ini, section: &str) -> anyhow::Result<T> {
-    let mut options = resolved(ini, section)?;
-    for doc in T::OPTIONS.iter().filter(|d| !d.default.is_empty()) {
-        options.entry(doc.name.to_string()).or_insert(Value {
-            text: doc.default.to_string(),
-            origin: Origin::Default,
-        });
-    }
-    section::read(section, &options)
+    let settings = resolved(ini, section)?
+        .into_iter()
+        .map(|(key, v)| {
+            let origin = v.origin.to_string();
+            (
+                key,
+                Setting {
+                    text: v.text,
+                    origin,
+                },
+            )
+        })
+        .collect();
+    Ok(scoria_core::config::read(section, &settings)?)
 }
 
 #[cfg(test)]

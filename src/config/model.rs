@@ -8,15 +8,8 @@ use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
-use scoria_core::config::OptionDoc;
-use serde::de::DeserializeOwned;
+use scoria_core::config::{OptionDoc, Options};
 use serde::{Deserialize, Deserializer};
-
-/// A group of options read from one section into `Self`.
-pub trait Options: DeserializeOwned {
-    /// Each option's name, default (as written in the file) and help.
-    const OPTIONS: &'static [OptionDoc];
-}
 
 /// An option of the reference whose cinder.conf name is its own.
 const fn cinder(name: &'static str, default: &'static str, help: &'static str) -> OptionDoc {

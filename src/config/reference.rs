@@ -5,9 +5,9 @@
 
 use std::fmt::Write;
 
-use scoria_core::config::OptionDoc;
+use scoria_core::config::{OptionDoc, Options};
 
-use super::model::{BackendSection, Options, SECTIONS};
+use super::model::{BackendSection, SECTIONS};
 
 const INTRO: &str = "\
 # Scoria configuration reference

@@ -1,17 +1,17 @@
 //! Reads one INI section into a `serde` struct: each option's text is parsed
 //! as the field's type asks (whole numbers, numbers, `true`/`false`, comma
-//! lists, names of enum variants), and a bad value is reported with its file
-//! and line, its section, its option and the value itself.
+//! lists, names of enum variants), and a bad value is reported with where it
+//! was set, its section, its option and the value itself.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
+use serde::de::{self, IntoDeserializer, Visitor};
 
-use super::ini::Value;
+use super::{Options, Setting};
 
-/// Why a value could not be read.
-#[derive(Debug)]
+/// Why a section could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error(String);
 
 impl fmt::Display for Error {
@@ -28,18 +28,48 @@ impl de::Error for Error {
     }
 }
 
-/// Reads `options` (the resolved options of `section`) into `T`.
-pub fn read<T: DeserializeOwned>(
+/// Reads `T` from the options of `section`: an option that is not set, or
+/// set to an empty value, takes its documented default (`T::OPTIONS`).
+pub fn read<T: Options>(section: &str, settings: &BTreeMap<String, Setting>) -> Result<T, Error> {
+    let mut options: BTreeMap<&str, Setting> = settings
+        .iter()
+        .filter(|(_, s)| !s.text.trim().is_empty())
+        .map(|(k, s)| (k.as_str(), s.clone()))
+        .collect();
+    for doc in T::OPTIONS.iter().filter(|d| !d.default.is_empty()) {
+        options.entry(doc.name).or_insert_with(|| Setting {
+            text: doc.default.to_string(),
+            origin: String::new(),
+        });
+    }
+    T::deserialize(Section {
+        section,
+        options: &options,
+    })
+}
+
+/// [`read`] of options without an origin, such as a backend's.
+pub fn read_options<T: Options>(
     section: &str,
-    options: &BTreeMap<String, Value>,
-) -> anyhow::Result<T> {
-    T::deserialize(Section { section, options }).map_err(|e| anyhow::anyhow!("{e}"))
+    options: &BTreeMap<String, String>,
+) -> Result<T, Error> {
+    let settings = options
+        .iter()
+        .map(|(k, v)| {
+            let setting = Setting {
+                text: v.clone(),
+                origin: String::new(),
+            };
+            (k.clone(), setting)
+        })
+        .collect();
+    read(section, &settings)
 }
 
 /// A section, deserialized as a map of option → value.
 struct Section<'a> {
     section: &'a str,
-    options: &'a BTreeMap<String, Value>,
+    options: &'a BTreeMap<&'a str, Setting>,
 }
 
 impl<'de> de::Deserializer<'de> for Section<'_> {
@@ -47,7 +77,7 @@ impl<'de> de::Deserializer<'de> for Section<'_> {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         visitor
-            .visit_map(Options {
+            .visit_map(Entries {
                 section: self.section,
                 iter: self.options.iter(),
                 value: None,
@@ -70,13 +100,13 @@ impl<'de> de::Deserializer<'de> for Section<'_> {
 }
 
 /// The options of a section, one after the other.
-struct Options<'a> {
+struct Entries<'a> {
     section: &'a str,
-    iter: std::collections::btree_map::Iter<'a, String, Value>,
-    value: Option<(&'a String, &'a Value)>,
+    iter: std::collections::btree_map::Iter<'a, &'a str, Setting>,
+    value: Option<(&'a str, &'a Setting)>,
 }
 
-impl<'de> de::MapAccess<'de> for Options<'_> {
+impl<'de> de::MapAccess<'de> for Entries<'_> {
     type Error = Error;
 
     fn next_key_seed<K: de::DeserializeSeed<'de>>(
@@ -87,15 +117,20 @@ impl<'de> de::MapAccess<'de> for Options<'_> {
             return Ok(None);
         };
         self.value = Some((key, value));
-        seed.deserialize(key.as_str().into_deserializer()).map(Some)
+        seed.deserialize((*key).into_deserializer()).map(Some)
     }
 
     fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
         let (key, value) = self.value.take().expect("a key before its value");
         seed.deserialize(Text(&value.text)).map_err(|Error(why)| {
+            let at = if value.origin.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", value.origin)
+            };
             Error(format!(
-                "{}: [{}] {key} = {}: {why}",
-                value.origin, self.section, value.text
+                "{at}[{}] {key} = {}: {why}",
+                self.section, value.text
             ))
         })
     }
@@ -125,7 +160,7 @@ impl<'de> de::Deserializer<'de> for Text<'_> {
     type Error = Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_str(self.0)
+        visitor.visit_str(self.0.trim())
     }
 
     parsed! {
@@ -207,12 +242,10 @@ impl<'de> IntoDeserializer<'de, Error> for Text<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use serde::Deserialize;
 
     use super::*;
-    use crate::config::ini::Origin;
+    use crate::config::OptionDoc;
 
     #[derive(Debug, Deserialize, PartialEq)]
     #[serde(rename_all = "lowercase")]
@@ -230,24 +263,40 @@ mod tests {
         #[serde(default)]
         list: Vec<String>,
         mode: Mode,
+        label: String,
     }
 
-    fn options(pairs: &[(&str, &str)]) -> BTreeMap<String, Value> {
+    const fn doc(name: &'static str, default: &'static str) -> OptionDoc {
+        OptionDoc {
+            name,
+            default,
+            cinder: None,
+            help: "",
+        }
+    }
+
+    impl Options for Sample {
+        const OPTIONS: &'static [OptionDoc] = &[
+            doc("count", ""),
+            doc("ratio", ""),
+            doc("on", "false"),
+            doc("name", ""),
+            doc("list", ""),
+            doc("mode", "fast"),
+            doc("label", "plain"),
+        ];
+    }
+
+    fn options(pairs: &[(&str, &str)]) -> BTreeMap<String, Setting> {
         pairs
             .iter()
             .enumerate()
             .map(|(n, (k, v))| {
-                let origin = Origin::File {
-                    path: PathBuf::from("s.conf"),
-                    line: n + 1,
+                let setting = Setting {
+                    text: v.to_string(),
+                    origin: format!("s.conf:{}", n + 1),
                 };
-                (
-                    k.to_string(),
-                    Value {
-                        text: v.to_string(),
-                        origin,
-                    },
-                )
+                (k.to_string(), setting)
             })
             .collect()
     }
@@ -259,6 +308,7 @@ mod tests {
         ("name", ""),
         ("list", "a, b,\nc"),
         ("mode", "slow"),
+        ("label", " "),
         ("unknown", "ignored"),
     ];
 
@@ -274,8 +324,28 @@ mod tests {
                 name: None,
                 list: vec!["a".into(), "b".into(), "c".into()],
                 mode: Mode::Slow,
+                label: "plain".into(),
             }
         );
+    }
+
+    #[test]
+    fn unset_options_take_their_documented_default() {
+        let s: Sample = read_options(
+            "x",
+            &[("count".into(), "1".into()), ("ratio".into(), "2".into())].into(),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.on, s.mode, s.label.as_str()),
+            (false, Mode::Fast, "plain")
+        );
+        let err = read_options::<Sample>(
+            "x",
+            &[("count".into(), "1".into()), ("ratio".into(), "z".into())].into(),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "[x] ratio = z: not a number");
     }
 
     #[test]
