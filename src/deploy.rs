@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context};
 use scoria_api::{AuthStrategy, KeystoneConfig};
 use scoria_bus::Bus;
 use scoria_db::Db;
-use scoria_volume_manager::nova::{Credentials, NovaClient, NovaConfig};
+use scoria_volume_manager::nova::{CredentialOptions, NovaClient, NovaConfig};
 use tokio::sync::watch;
 
 use crate::config::model::AuthStrategyName;
@@ -56,15 +56,15 @@ impl Deployment {
 /// or `auth_url`). Without `[nova]` credentials, a Keystone deployment's own
 /// service credentials (`[keystone_authtoken]`) get the token, when given.
 pub fn nova(config: &Config) -> anyhow::Result<Option<Arc<NovaClient>>> {
-    let options = config.options("nova")?;
-    let Some(mut cfg) =
-        NovaConfig::from_options(|k| options.get(k).cloned()).map_err(|e| anyhow!(e))?
+    let credentials = |section| config.section::<CredentialOptions>(section);
+    let Some(mut cfg) = NovaConfig::from_section(&config.section("nova")?, &credentials("nova")?)
+        .map_err(|e| anyhow!(e))?
     else {
         return Ok(None);
     };
     if cfg.auth.is_none() && config.default.auth_strategy == AuthStrategyName::Keystone {
-        let authtoken = config.options("keystone_authtoken")?;
-        cfg.auth = Credentials::from_options("keystone_authtoken", |k| authtoken.get(k).cloned())
+        cfg.auth = credentials("keystone_authtoken")?
+            .credentials("keystone_authtoken")
             .map_err(|e| anyhow!(e))?;
     }
     tracing::debug!(nova = ?cfg, "Nova is told when attached volumes grow");
@@ -140,9 +140,12 @@ fn auth(dep: &Deployment) -> anyhow::Result<AuthStrategy> {
     match dep.config.default.auth_strategy {
         AuthStrategyName::Noauth => Ok(AuthStrategy::NoAuth),
         AuthStrategyName::Keystone => {
-            let options = dep.config.options("keystone_authtoken")?;
-            let cfg = KeystoneConfig::from_options(|k| options.get(k).cloned())
-                .map_err(|e| anyhow!(e))?;
+            let section = "keystone_authtoken";
+            let cfg = KeystoneConfig::from_section(
+                &dep.config.section(section)?,
+                &dep.config.section(section)?,
+            )
+            .map_err(|e| anyhow!(e))?;
             AuthStrategy::keystone(cfg).map_err(|e| anyhow!(e))
         }
     }

@@ -41,7 +41,7 @@ use scoria_bus::Bus;
 use scoria_db::Db;
 
 pub use context::{Ctx, ServiceRoles};
-pub use keystone::{KeystoneAuth, KeystoneConfig};
+pub use keystone::{KeystoneAuth, KeystoneConfig, KeystoneOptions};
 
 /// How callers are authenticated.
 #[derive(Debug, Clone)]

@@ -93,9 +93,13 @@ impl Config {
         })
     }
 
-    /// Every option of `section` as text, substitutions made; for the
-    /// sections parsed outside this crate (`[nova]`, `[keystone_authtoken]`).
-    pub fn options(&self, section: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    /// The options `T` reads from `section`.
+    pub fn section<T: Options>(&self, section: &str) -> anyhow::Result<T> {
+        read(&self.ini, section)
+    }
+
+    /// Every option of `section` as text, substitutions made.
+    fn options(&self, section: &str) -> anyhow::Result<BTreeMap<String, String>> {
         Ok(resolved(&self.ini, section)?
             .into_iter()
             .map(|(k, v)| (k, v.text))

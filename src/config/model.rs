@@ -8,7 +8,9 @@ use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
+use scoria_api::KeystoneOptions;
 use scoria_core::config::{OptionDoc, Options};
+use scoria_volume_manager::nova::{CredentialOptions, NovaOptions};
 use serde::{Deserialize, Deserializer};
 
 /// An option of the reference whose cinder.conf name is its own.
@@ -178,82 +180,23 @@ impl Options for BackendSection {
     ];
 }
 
-/// The `[keystone_authtoken]` options (keystonemiddleware's names), read by
-/// `scoria_api::KeystoneConfig::from_options`; listed here for the reference.
-pub const KEYSTONE_AUTHTOKEN: &[OptionDoc] = &[
-    cinder("www_authenticate_uri", "", "Keystone address sent to unauthenticated callers; `auth_url` when unset (`auth_uri` is read too)."),
-    cinder("token_cache_time", "300", "Seconds a validated token is trusted before Keystone is asked again."),
-    cinder("http_connect_timeout", "10", "Seconds one request to Keystone may take."),
-    cinder("http_request_max_retries", "3", "Times a request Keystone did not answer is sent again (at most 10)."),
-];
-
-/// The Keystone credentials of `[keystone_authtoken]` and `[nova]`, read by
-/// `scoria_keystone::Credentials::from_options`.
-pub const CREDENTIALS: &[OptionDoc] = &[
-    cinder("auth_url", "", "Keystone's address; required for Keystone."),
-    cinder("auth_type", "password", "How to sign in; only `password`."),
-    cinder(
-        "username",
-        "",
-        "The service user (required with `auth_url`).",
-    ),
-    cinder(
-        "password",
-        "",
-        "The service user's password (required with `auth_url`).",
-    ),
-    cinder(
-        "project_name",
-        "service",
-        "The project the token is scoped to.",
-    ),
-    cinder("user_domain_name", "Default", "The user's domain."),
-    cinder("project_domain_name", "Default", "The project's domain."),
-];
-
-/// The `[nova]` options, read by
-/// `scoria_volume_manager::nova::NovaConfig::from_options`: Nova is told
-/// when an attached volume grows once `endpoint_override` or `auth_url` is
-/// set; without credentials here, `[keystone_authtoken]`'s are used.
-pub const NOVA: &[OptionDoc] = &[
-    cinder(
-        "endpoint_override",
-        "",
-        "Nova's compute endpoint (`…/v2.1`); from the catalog when unset.",
-    ),
-    cinder(
-        "timeout",
-        "10",
-        "Seconds one request to Nova may take (fractions allowed).",
-    ),
-    cinder("insecure", "false", "Accept any TLS certificate."),
-    cinder(
-        "interface",
-        "public",
-        "Which catalog endpoint to use: `public`, `internal` or `admin`.",
-    ),
-    cinder(
-        "region_name",
-        "",
-        "The catalog region, when there are several.",
-    ),
-];
-
 /// Every fixed section and the option groups it documents, in the order of
 /// the reference; backend sections are documented by [`BackendSection`] and
 /// their driver.
 pub const SECTIONS: &[(&str, &[&[OptionDoc]])] = &[
     ("DEFAULT", &[DefaultSection::OPTIONS, Quotas::OPTIONS]),
     ("database", &[DatabaseSection::OPTIONS]),
-    ("keystone_authtoken", &[CREDENTIALS, KEYSTONE_AUTHTOKEN]),
-    ("nova", &[NOVA, CREDENTIALS]),
+    (
+        "keystone_authtoken",
+        &[CredentialOptions::OPTIONS, KeystoneOptions::OPTIONS],
+    ),
+    ("nova", &[NovaOptions::OPTIONS, CredentialOptions::OPTIONS]),
 ];
 
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
 
-    use scoria_volume_manager::nova::{Credentials, NovaConfig};
     use serde::de::{self, Visitor};
 
     use super::*;
@@ -301,57 +244,13 @@ mod tests {
         documents_every_field::<Quotas>();
         documents_every_field::<DatabaseSection>();
         documents_every_field::<BackendSection>();
+        documents_every_field::<KeystoneOptions>();
+        documents_every_field::<CredentialOptions>();
+        documents_every_field::<NovaOptions>();
     }
 
-    fn default_of(docs: &[OptionDoc], name: &str) -> &'static str {
-        docs.iter().find(|d| d.name == name).unwrap().default
-    }
-
-    fn secs(docs: &[OptionDoc], name: &str) -> Duration {
-        Duration::from_secs(default_of(docs, name).parse().unwrap())
-    }
-
-    /// The tables of the sections parsed by other crates say what those
-    /// parsers do when an option is left out.
     #[test]
-    fn documented_defaults_match_the_other_parsers() {
-        let given = |k: &str| {
-            match k {
-                "auth_url" => Some("http://ks:5000/v3"),
-                "username" => Some("u"),
-                "password" => Some("p"),
-                "endpoint_override" => Some("http://nova/v2.1"),
-                _ => None,
-            }
-            .map(str::to_string)
-        };
-        let c = Credentials::from_options("s", given).unwrap().unwrap();
-        assert_eq!(c.project_name, default_of(CREDENTIALS, "project_name"));
-        assert_eq!(
-            c.user_domain_name,
-            default_of(CREDENTIALS, "user_domain_name")
-        );
-        assert_eq!(
-            c.project_domain_name,
-            default_of(CREDENTIALS, "project_domain_name")
-        );
-        let nova = NovaConfig::from_options(given).unwrap().unwrap();
-        assert_eq!(nova.timeout, secs(NOVA, "timeout"));
-        assert_eq!(nova.insecure.to_string(), default_of(NOVA, "insecure"));
-        assert_eq!(nova.interface, default_of(NOVA, "interface"));
-        let k = scoria_api::KeystoneConfig::from_options(given).unwrap();
-        assert_eq!(
-            k.token_cache_time,
-            secs(KEYSTONE_AUTHTOKEN, "token_cache_time")
-        );
-        assert_eq!(
-            k.http_timeout,
-            secs(KEYSTONE_AUTHTOKEN, "http_connect_timeout")
-        );
-        assert_eq!(
-            k.http_retries.to_string(),
-            default_of(KEYSTONE_AUTHTOKEN, "http_request_max_retries")
-        );
+    fn quota_defaults_are_the_apis() {
         let quotas = scoria_api::QuotaDefaults::default();
         let ours = scoria_api::QuotaDefaults::from(&crate::config::Config::defaults().quotas);
         assert_eq!(
