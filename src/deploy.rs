@@ -3,64 +3,51 @@
 //! one RabbitMQ broker, configured by an INI file (cinder.conf option names).
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
 use scoria_api::{AuthStrategy, KeystoneConfig};
 use scoria_bus::Bus;
 use scoria_db::Db;
-use scoria_volume_manager::nova::{Credentials, NovaClient, NovaConfig};
+use scoria_volume_manager::nova::{CredentialOptions, NovaClient, NovaConfig};
 use tokio::sync::watch;
 
-use crate::config::{self, Ini};
+use crate::config::model::AuthStrategyName;
+use crate::config::{Config, Sources};
 use crate::services::{self, Site, Task};
 
 /// Everything a deployment process reads from its configuration.
 pub struct Deployment {
-    pub ini: Ini,
+    pub config: Config,
     pub site: Site,
 }
 
 impl Deployment {
-    /// Loads the INI file (if any) and the `SCORIA_*` overrides.
-    pub fn load(config_file: Option<&Path>) -> anyhow::Result<Self> {
-        let ini = Ini::load(config_file)?;
-        let d = "DEFAULT";
-        let host = ini
-            .get(d, "host")
-            .map(str::to_string)
-            .unwrap_or_else(services::host_name);
-        let mut site = Site::new(host, ini.get_or(d, "storage_availability_zone", "nova"));
-        site.stats_interval = ini.seconds(d, "backend_stats_polling_interval", 10)?;
-        site.report_interval = ini.seconds(d, "report_interval", 10)?;
-        site.service_down_time = ini.seconds(d, "service_down_time", 60)?;
-        site.rpc_timeout = ini.seconds(d, "rpc_response_timeout", 60)?;
-        site.placement.max_attempts = ini.number(d, "scheduler_max_attempts", 3)? as u32;
-        if site.placement.max_attempts == 0 {
-            bail!("[DEFAULT] scheduler_max_attempts must be at least 1");
-        }
-        if let Some(m) = ini.get(d, "capacity_weight_multiplier") {
-            site.placement.capacity_weight_multiplier = m.parse().with_context(|| {
-                format!("[DEFAULT] capacity_weight_multiplier = {m} is not a number")
-            })?;
-        }
-        site.nova = nova(&ini)?;
-        Ok(Deployment { ini, site })
+    /// Loads the configuration files and the `SCORIA_*` overrides.
+    pub fn load(sources: &Sources) -> anyhow::Result<Self> {
+        let config = Config::load(sources)?;
+        let mut site = Site::configured(&config);
+        site.nova = nova(&config)?;
+        Ok(Deployment { config, site })
     }
 
     /// Connects to the database named by `[database] connection`.
     pub async fn db(&self) -> anyhow::Result<Db> {
-        Ok(Db::connect(&config::database_url(&self.ini)?).await?)
+        Ok(Db::connect(&self.config.database_url()?).await?)
     }
 
     /// Connects to the broker named by `[DEFAULT] transport_url`.
     pub async fn bus(&self) -> anyhow::Result<Bus> {
-        let url = self.ini.get("DEFAULT", "transport_url").ok_or_else(|| {
-            anyhow!(
+        let url = self
+            .config
+            .default
+            .transport_url
+            .as_deref()
+            .ok_or_else(|| {
+                anyhow!(
                 "[DEFAULT] transport_url is not set (e.g. rabbit://guest:guest@127.0.0.1:5672/)"
             )
-        })?;
+            })?;
         Ok(Bus::amqp(&amqp_url(url)?).await?)
     }
 }
@@ -68,13 +55,16 @@ impl Deployment {
 /// The Nova client of `[nova]`, if Nova is configured there (`endpoint_override`
 /// or `auth_url`). Without `[nova]` credentials, a Keystone deployment's own
 /// service credentials (`[keystone_authtoken]`) get the token, when given.
-pub fn nova(ini: &Ini) -> anyhow::Result<Option<Arc<NovaClient>>> {
-    let section = |name: &'static str| move |k: &str| ini.get(name, k).map(str::to_string);
-    let Some(mut cfg) = NovaConfig::from_options(section("nova")).map_err(|e| anyhow!(e))? else {
+pub fn nova(config: &Config) -> anyhow::Result<Option<Arc<NovaClient>>> {
+    let credentials = |section| config.section::<CredentialOptions>(section);
+    let Some(mut cfg) = NovaConfig::from_section(&config.section("nova")?, &credentials("nova")?)
+        .map_err(|e| anyhow!(e))?
+    else {
         return Ok(None);
     };
-    if cfg.auth.is_none() && ini.get_or("DEFAULT", "auth_strategy", "keystone") == "keystone" {
-        cfg.auth = Credentials::from_options("keystone_authtoken", section("keystone_authtoken"))
+    if cfg.auth.is_none() && config.default.auth_strategy == AuthStrategyName::Keystone {
+        cfg.auth = credentials("keystone_authtoken")?
+            .credentials("keystone_authtoken")
             .map_err(|e| anyhow!(e))?;
     }
     tracing::debug!(nova = ?cfg, "Nova is told when attached volumes grow");
@@ -129,7 +119,7 @@ pub async fn scheduler(dep: &Deployment) -> anyhow::Result<()> {
 
 /// `scoria volume`: one volume service per enabled backend (or only `only`).
 pub async fn volume(dep: &Deployment, only: Option<&str>) -> anyhow::Result<()> {
-    let mut backends = config::backends(&dep.ini)?;
+    let mut backends = dep.config.backends()?;
     if let Some(name) = only {
         backends.retain(|b| b.name == name);
         if backends.is_empty() {
@@ -141,32 +131,22 @@ pub async fn volume(dep: &Deployment, only: Option<&str>) -> anyhow::Result<()> 
     }
     let (db, bus) = (dep.db().await?, dep.bus().await?);
     let (stop, stopped) = watch::channel(false);
-    let mut tasks = Vec::new();
-    for b in &backends {
-        tasks.push(services::spawn_volume(
-            &db,
-            &bus,
-            &dep.site,
-            b,
-            stopped.clone(),
-        )?);
-    }
+    let tasks = services::spawn_volumes(&db, &bus, &dep.site, &backends, &stopped)?;
     until_stopped(stop, tasks).await
 }
 
 /// The authentication the api uses, from `[DEFAULT] auth_strategy`.
 fn auth(dep: &Deployment) -> anyhow::Result<AuthStrategy> {
-    match dep.ini.get_or("DEFAULT", "auth_strategy", "keystone") {
-        "noauth" => Ok(AuthStrategy::NoAuth),
-        "keystone" => {
-            let cfg = KeystoneConfig::from_options(|k| {
-                dep.ini.get("keystone_authtoken", k).map(str::to_string)
-            })
+    match dep.config.default.auth_strategy {
+        AuthStrategyName::Noauth => Ok(AuthStrategy::NoAuth),
+        AuthStrategyName::Keystone => {
+            let section = "keystone_authtoken";
+            let cfg = KeystoneConfig::from_section(
+                &dep.config.section(section)?,
+                &dep.config.section(section)?,
+            )
             .map_err(|e| anyhow!(e))?;
             AuthStrategy::keystone(cfg).map_err(|e| anyhow!(e))
-        }
-        other => {
-            bail!("[DEFAULT] auth_strategy = {other} is not supported (use noauth or keystone)")
         }
     }
 }
@@ -174,15 +154,8 @@ fn auth(dep: &Deployment) -> anyhow::Result<AuthStrategy> {
 /// `scoria api`.
 pub async fn api(dep: &Deployment) -> anyhow::Result<()> {
     let (db, bus) = (dep.db().await?, dep.bus().await?);
-    let listen: SocketAddr = format!(
-        "{}:{}",
-        dep.ini
-            .get_or("DEFAULT", "osapi_volume_listen", "127.0.0.1"),
-        dep.ini
-            .get_or("DEFAULT", "osapi_volume_listen_port", "8776")
-    )
-    .parse()
-    .context("[DEFAULT] osapi_volume_listen / osapi_volume_listen_port")?;
+    let d = &dep.config.default;
+    let listen = SocketAddr::new(d.osapi_volume_listen, d.osapi_volume_listen_port);
     let state = services::api_state(&db, &bus, &dep.site, auth(dep)?);
     let listener = tokio::net::TcpListener::bind(listen)
         .await

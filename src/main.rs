@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use scoria::config::Sources;
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +36,11 @@ enum Command {
         #[command(subcommand)]
         action: DbAction,
     },
+    /// The configuration file's options.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Run everything in one process: SQLite, in-process bus, one `file` backend
     /// (or the config file's `enabled_backends`), noauth.
     Serve {
@@ -58,9 +64,31 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ConfigArgs {
-    /// INI file with cinder.conf option names; `SCORIA_<SECTION>__<OPTION>` variables override it.
+    /// INI file with cinder.conf option names; repeat it to read several, a
+    /// later one overriding an earlier one. `SCORIA_<SECTION>__<OPTION>`
+    /// variables override every file.
     #[arg(long, env = "SCORIA_CONFIG_FILE")]
-    config_file: Option<PathBuf>,
+    config_file: Vec<PathBuf>,
+    /// A directory whose `*.conf` files are read after the `--config-file`s,
+    /// in the order of their names.
+    #[arg(long, env = "SCORIA_CONFIG_DIR")]
+    config_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    fn sources(self) -> Sources {
+        Sources {
+            files: self.config_file,
+            dir: self.config_dir,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print every option with its default, its cinder.conf name and its
+    /// meaning (Markdown; docs/configuration.md).
+    Reference,
 }
 
 #[derive(Subcommand)]
@@ -83,16 +111,22 @@ fn init_logging() {
 async fn main() -> anyhow::Result<()> {
     init_logging();
     use scoria::deploy::{self, Deployment};
-    let load = |c: &ConfigArgs| Deployment::load(c.config_file.as_deref());
+    let load = |c: ConfigArgs| Deployment::load(&c.sources());
     match Cli::parse().command {
-        Command::Api(c) => deploy::api(&load(&c)?).await,
-        Command::Scheduler(c) => deploy::scheduler(&load(&c)?).await,
+        Command::Api(c) => deploy::api(&load(c)?).await,
+        Command::Scheduler(c) => deploy::scheduler(&load(c)?).await,
         Command::Volume { config, backend } => {
-            deploy::volume(&load(&config)?, backend.as_deref()).await
+            deploy::volume(&load(config)?, backend.as_deref()).await
         }
         Command::Db {
             action: DbAction::Upgrade(c),
-        } => deploy::db_upgrade(&load(&c)?).await,
+        } => deploy::db_upgrade(&load(c)?).await,
+        Command::Config {
+            action: ConfigAction::Reference,
+        } => {
+            print!("{}", scoria::config::reference::markdown());
+            Ok(())
+        }
         Command::Serve {
             data_dir,
             listen,

@@ -14,7 +14,7 @@ use scoria_core::config::BackendConfig;
 use scoria_db::Db;
 use tokio::sync::watch;
 
-use crate::config;
+use crate::config::Sources;
 use crate::deploy::Deployment;
 use crate::services::{self, Site, Task};
 
@@ -51,8 +51,8 @@ pub fn plan(opts: &ServeOptions, data_dir: &Path) -> anyhow::Result<(Site, Vec<B
     let (mut site, mut backends) = match &opts.config_file {
         None => (Site::new(services::host_name(), "nova"), Vec::new()),
         Some(file) => {
-            let dep = Deployment::load(Some(file))?;
-            let backends = config::backends(&dep.ini)?;
+            let dep = Deployment::load(&Sources::file(Some(file)))?;
+            let backends = dep.config.backends()?;
             (dep.site, backends)
         }
     };
@@ -108,16 +108,7 @@ pub async fn start(opts: &ServeOptions) -> anyhow::Result<Started> {
     db.ensure_default_type().await?;
     let bus = Bus::in_process();
     let (stop, stopped) = watch::channel(false);
-    let mut tasks = Vec::new();
-    for b in &backends {
-        tasks.push(services::spawn_volume(
-            &db,
-            &bus,
-            &site,
-            b,
-            stopped.clone(),
-        )?);
-    }
+    let mut tasks = services::spawn_volumes(&db, &bus, &site, &backends, &stopped)?;
     tasks.push(services::spawn_scheduler(&db, &bus, &site, stopped));
     let app = scoria_api::router(services::api_state(&db, &bus, &site, AuthStrategy::NoAuth));
     Ok(Started {

@@ -15,36 +15,59 @@ use scoria_volume_manager::{ManagerConfig, NovaClient, VolumeManager};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Seconds of silence after which a service counts as down (Cinder's default).
-pub const SERVICE_DOWN_TIME: Duration = Duration::from_secs(60);
+use crate::config::Config;
 
-/// Where and how services run.
+/// Where and how services run; the configuration's `[DEFAULT]` options.
 #[derive(Debug, Clone)]
 pub struct Site {
     /// This machine's name; volume services are `host@backend`.
     pub host: String,
     pub availability_zone: String,
+    /// `backend_stats_polling_interval`.
     pub stats_interval: Duration,
     pub report_interval: Duration,
     pub service_down_time: Duration,
     /// How long a `call` may take (oslo.messaging's `rpc_response_timeout`).
     pub rpc_timeout: Duration,
     pub placement: SchedulerConfig,
+    /// How long a scheduler waits for the first stats (`scheduler_driver_init_wait_time`).
+    pub init_wait: Duration,
+    /// Operations a volume service runs at once (`executor_thread_pool_size`).
+    pub max_concurrent_ops: usize,
+    /// Base URL of the api's links (`public_endpoint`).
+    pub public_endpoint: Option<String>,
+    pub quotas: QuotaDefaults,
     /// Nova, told by volume services when an attached volume grows (`[nova]`).
     pub nova: Option<Arc<NovaClient>>,
 }
 
 impl Site {
-    /// Defaults for `host` in `zone`.
+    /// The default configuration, for `host` in `zone`.
     pub fn new(host: impl Into<String>, zone: impl Into<String>) -> Self {
+        let mut site = Site::configured(&Config::defaults());
+        site.host = host.into();
+        site.availability_zone = zone.into();
+        site
+    }
+
+    /// The site `config` describes, without Nova (see [`crate::deploy::nova`]).
+    pub fn configured(config: &Config) -> Self {
+        let d = &config.default;
         Site {
-            host: host.into(),
-            availability_zone: zone.into(),
-            stats_interval: Duration::from_secs(10),
-            report_interval: Duration::from_secs(10),
-            service_down_time: SERVICE_DOWN_TIME,
-            rpc_timeout: Duration::from_secs(60),
-            placement: SchedulerConfig::default(),
+            host: d.host.clone().unwrap_or_else(host_name),
+            availability_zone: d.storage_availability_zone.clone(),
+            stats_interval: d.backend_stats_polling_interval,
+            report_interval: d.report_interval,
+            service_down_time: d.service_down_time,
+            rpc_timeout: d.rpc_response_timeout,
+            placement: SchedulerConfig {
+                capacity_weight_multiplier: d.capacity_weight_multiplier,
+                max_attempts: d.scheduler_max_attempts.get(),
+            },
+            init_wait: d.scheduler_driver_init_wait_time,
+            max_concurrent_ops: d.executor_thread_pool_size.get(),
+            public_endpoint: d.public_endpoint.clone(),
+            quotas: QuotaDefaults::from(&config.quotas),
             nova: None,
         }
     }
@@ -70,12 +93,26 @@ pub fn spawn_volume(
             backend: Host::service(&site.host, &backend.name).map_err(anyhow::Error::msg)?,
             availability_zone: site.availability_zone.clone(),
             stats_interval: site.stats_interval,
-            max_concurrent_ops: 16,
+            max_concurrent_ops: site.max_concurrent_ops,
             exit_deadline: DEFAULT_EXIT_DEADLINE,
             nova: site.nova.clone(),
         },
     );
     Ok(tokio::spawn(manager.run(stop)))
+}
+
+/// Starts the volume service of each backend.
+pub fn spawn_volumes(
+    db: &Db,
+    bus: &Bus,
+    site: &Site,
+    backends: &[BackendConfig],
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<Vec<Task>> {
+    backends
+        .iter()
+        .map(|b| spawn_volume(db, bus, site, b, stop.clone()))
+        .collect()
 }
 
 /// Starts a scheduler.
@@ -89,7 +126,7 @@ pub fn spawn_scheduler(db: &Db, bus: &Bus, site: &Site, stop: watch::Receiver<bo
             placement: site.placement.clone(),
             report_interval: site.report_interval,
             service_down_time: site.service_down_time,
-            init_wait: Duration::from_secs(10),
+            init_wait: site.init_wait,
             max_concurrent_placements: DEFAULT_MAX_CONCURRENT_PLACEMENTS,
             exit_deadline: DEFAULT_EXIT_DEADLINE,
         },
@@ -105,8 +142,8 @@ pub fn api_state(db: &Db, bus: &Bus, site: &Site, auth: AuthStrategy) -> ApiStat
         cfg: Arc::new(ApiConfig {
             auth,
             default_availability_zone: site.availability_zone.clone(),
-            public_endpoint: None,
-            quotas: QuotaDefaults::default(),
+            public_endpoint: site.public_endpoint.clone(),
+            quotas: site.quotas.clone(),
             service_down_time: site.service_down_time,
             rpc_timeout: site.rpc_timeout,
         }),

@@ -15,9 +15,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use common::{fake, TestSite};
+use scoria_core::config::read_options;
 use scoria_core::model::{AccessMode, Attachment};
 use scoria_core::status::AttachStatus;
-use scoria_volume_manager::nova::{Credentials, NovaClient, NovaConfig};
+use scoria_volume_manager::nova::{CredentialOptions, NovaClient, NovaConfig};
 use serde_json::{json, Value};
 
 /// One request the stand-in received.
@@ -124,10 +125,13 @@ async fn record(
 /// An in-process site with one `fake` backend whose volume service tells
 /// the Nova at `nova_endpoint`.
 async fn start(nova_endpoint: &str) -> TestSite {
-    let nova =
-        NovaConfig::from_options(|k| (k == "endpoint_override").then(|| nova_endpoint.to_string()))
-            .unwrap()
-            .unwrap();
+    let section = [("endpoint_override".to_string(), nova_endpoint.to_string())].into();
+    let nova = NovaConfig::from_section(
+        &read_options("nova", &section).unwrap(),
+        &read_options("nova", &section).unwrap(),
+    )
+    .unwrap()
+    .unwrap();
     let nova = Arc::new(NovaClient::new(nova).unwrap());
     TestSite::start(&[fake("fake", &[])], "3.42", |site| site.nova = Some(nova)).await
 }
@@ -257,12 +261,17 @@ async fn with_keystone_the_event_carries_a_token_from_the_catalog_endpoint() {
         insecure: false,
         interface: "public".into(),
         region_name: Some("RegionOne".into()),
-        auth: Credentials::from_options("nova", |k| match k {
-            "auth_url" => Some(format!("{root}/v3")),
-            "username" => Some("cinder".into()),
-            "password" => Some("pw".into()),
-            _ => None,
-        })
+        auth: read_options::<CredentialOptions>(
+            "nova",
+            &[
+                ("auth_url".to_string(), format!("{root}/v3")),
+                ("username".to_string(), "cinder".into()),
+                ("password".to_string(), "pw".into()),
+            ]
+            .into(),
+        )
+        .unwrap()
+        .credentials("nova")
         .unwrap(),
     };
     let client = NovaClient::new(cfg).unwrap();

@@ -31,7 +31,7 @@ use axum::Router;
 use scoria_bus::Bus;
 use scoria_db::Db;
 
-pub use auth::keystone::{KeystoneAuth, KeystoneConfig};
+pub use auth::keystone::{KeystoneAuth, KeystoneConfig, KeystoneOptions};
 pub use http::context::{Ctx, ServiceRoles};
 pub use http::version;
 

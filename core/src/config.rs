@@ -1,6 +1,13 @@
-//! Configuration shared by several crates.
+//! Configuration shared by several crates: a backend's section, the
+//! documentation of an option, and reading a section into a typed struct.
+
+mod read;
 
 use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+
+pub use read::{read, read_options, Error as ConfigError};
 
 /// One storage backend, as a `[backend]` section of the INI file describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,4 +34,20 @@ pub struct OptionDoc {
     pub cinder: Option<&'static str>,
     /// What it sets, in one sentence.
     pub help: &'static str,
+}
+
+/// A group of options read from one section into `Self` with [`read`]; its
+/// table gives each option's default (the only place defaults live), its
+/// cinder.conf name and its help, for the configuration reference.
+pub trait Options: DeserializeOwned {
+    /// Every option `Self` reads: one per field, under the field's name.
+    const OPTIONS: &'static [OptionDoc];
+}
+
+/// One option's value as written, and where (a file and line, an
+/// environment variable; empty when unknown), for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub text: String,
+    pub origin: String,
 }

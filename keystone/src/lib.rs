@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use scoria_core::config::{OptionDoc, Options};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -69,20 +70,63 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-impl Credentials {
-    /// Reads the options of `[section]` through `get`; `None` when `auth_url`
-    /// is not set. Domains default to `Default`, `project_name` to `service`;
+/// The Keystone password credentials of an INI section (`[nova]`,
+/// `[keystone_authtoken]`) as written; [`CredentialOptions::credentials`]
+/// checks them.
+#[derive(Clone, Deserialize)]
+pub struct CredentialOptions {
+    pub auth_url: Option<String>,
+    pub auth_type: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub project_name: String,
+    pub user_domain_name: String,
+    pub project_domain_name: String,
+}
+
+impl Options for CredentialOptions {
+    const OPTIONS: &'static [OptionDoc] = &[
+        doc(
+            "auth_url",
+            "",
+            "Keystone's address; Keystone is used once it is set.",
+        ),
+        doc("auth_type", "password", "How to sign in; only `password`."),
+        doc(
+            "username",
+            "",
+            "The service user (required with `auth_url`).",
+        ),
+        doc(
+            "password",
+            "",
+            "The service user's password (required with `auth_url`).",
+        ),
+        doc(
+            "project_name",
+            "service",
+            "The project the token is scoped to.",
+        ),
+        doc("user_domain_name", "Default", "The user's domain."),
+        doc("project_domain_name", "Default", "The project's domain."),
+    ];
+}
+
+/// An option keystoneauth (cinder.conf) spells the same way.
+const fn doc(name: &'static str, default: &'static str, help: &'static str) -> OptionDoc {
+    OptionDoc {
+        name,
+        default,
+        cinder: Some(name),
+        help,
+    }
+}
+
+impl CredentialOptions {
+    /// The credentials of `[section]`; `None` when `auth_url` is not set.
     /// `username` and `password` are required, `auth_type` must be `password`.
-    pub fn from_options(
-        section: &str,
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Option<Self>, String> {
-        let option = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let Some(auth_url) = option("auth_url") else {
+    pub fn credentials(&self, section: &str) -> Result<Option<Credentials>, String> {
+        let Some(auth_url) = self.auth_url.clone() else {
             return Ok(None);
         };
         if !(auth_url.starts_with("http://") || auth_url.starts_with("https://")) {
@@ -90,20 +134,23 @@ impl Credentials {
                 "[{section}] auth_url = {auth_url} is not an http(s) URL"
             ));
         }
-        if let Some(t) = option("auth_type").filter(|t| t != "password") {
+        if self.auth_type != "password" {
             return Err(format!(
-                "[{section}] auth_type = {t} is not supported (use password)"
+                "[{section}] auth_type = {} is not supported (use password)",
+                self.auth_type
             ));
         }
-        let required =
-            |name: &str| option(name).ok_or_else(|| format!("[{section}] {name} is not set"));
-        let or_default = |name: &str, default: &str| option(name).unwrap_or_else(|| default.into());
+        let required = |value: &Option<String>, name: &str| {
+            value
+                .clone()
+                .ok_or_else(|| format!("[{section}] {name} is not set"))
+        };
         Ok(Some(Credentials {
-            username: required("username")?,
-            password: required("password")?,
-            project_name: or_default("project_name", "service"),
-            user_domain_name: or_default("user_domain_name", "Default"),
-            project_domain_name: or_default("project_domain_name", "Default"),
+            username: required(&self.username, "username")?,
+            password: required(&self.password, "password")?,
+            project_name: self.project_name.clone(),
+            user_domain_name: self.user_domain_name.clone(),
+            project_domain_name: self.project_domain_name.clone(),
             auth_url,
         }))
     }
@@ -372,28 +419,28 @@ mod tests {
 
     use super::*;
 
-    fn opts<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(name, _)| *name == k)
-                .map(|(_, v)| v.to_string())
-        }
+    /// The credentials of section `section` with these options.
+    fn credentials(section: &str, pairs: &[(&str, &str)]) -> Result<Option<Credentials>, String> {
+        let options = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        scoria_core::config::read_options::<CredentialOptions>(section, &options)
+            .map_err(|e| e.to_string())?
+            .credentials(section)
     }
 
     #[test]
     fn options_and_defaults() {
-        assert!(Credentials::from_options("s", opts(&[("username", "u")]))
-            .unwrap()
-            .is_none());
-        let c = Credentials::from_options(
+        assert!(credentials("s", &[("username", "u")]).unwrap().is_none());
+        let c = credentials(
             "s",
-            opts(&[
+            &[
                 ("auth_url", " http://ks:5000/v3 "),
                 ("auth_type", "password"),
                 ("username", "scoria"),
                 ("password", "secret"),
-            ]),
+            ],
         )
         .unwrap()
         .unwrap();
@@ -406,8 +453,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_section_and_option() {
-        let err =
-            |pairs: &[(&str, &str)]| Credentials::from_options("nova", opts(pairs)).unwrap_err();
+        let err = |pairs: &[(&str, &str)]| credentials("nova", pairs).unwrap_err();
         assert_eq!(
             err(&[("auth_url", "ks:5000")]),
             "[nova] auth_url = ks:5000 is not an http(s) URL"
@@ -507,14 +553,16 @@ mod tests {
     }
 
     fn session(auth_url: &str, username: &str) -> PasswordSession {
-        let creds = Credentials::from_options("s", |k| match k {
-            "auth_url" => Some(auth_url.to_string()),
-            "username" => Some(username.into()),
-            "password" => Some("pw".into()),
-            "project_name" => Some("demo".into()),
-            "user_domain_name" => Some("Users".into()),
-            _ => None,
-        });
+        let creds = credentials(
+            "s",
+            &[
+                ("auth_url", auth_url),
+                ("username", username),
+                ("password", "pw"),
+                ("project_name", "demo"),
+                ("user_domain_name", "Users"),
+            ],
+        );
         PasswordSession::new(creds.unwrap().unwrap(), reqwest::Client::new())
     }
 

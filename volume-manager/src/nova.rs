@@ -14,10 +14,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use scoria_core::config::{OptionDoc, Options};
 use scoria_core::status::AttachStatus;
 use scoria_core::RequestContext;
-pub use scoria_keystone::Credentials;
 use scoria_keystone::{Catalog, PasswordSession, SignInError, Token};
+pub use scoria_keystone::{CredentialOptions, Credentials};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::VolumeManager;
@@ -25,11 +27,51 @@ use crate::VolumeManager;
 /// The compute API microversion that knows `volume-extended`.
 pub const NOVA_API_VERSION: &str = "2.51";
 
-/// A trimmed, non-empty option.
-fn option(get: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
-    get(name)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+/// cinder.conf's `[nova]` options as written (the credentials of the
+/// section are [`CredentialOptions`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct NovaOptions {
+    pub endpoint_override: Option<String>,
+    pub timeout: f64,
+    pub insecure: bool,
+    pub interface: String,
+    pub region_name: Option<String>,
+}
+
+impl Options for NovaOptions {
+    const OPTIONS: &'static [OptionDoc] = &[
+        doc(
+            "endpoint_override",
+            "",
+            "Nova's compute endpoint (`…/v2.1`); from the catalog when unset.",
+        ),
+        doc(
+            "timeout",
+            "10",
+            "Seconds one request to Nova may take (fractions allowed).",
+        ),
+        doc("insecure", "false", "Accept any TLS certificate."),
+        doc(
+            "interface",
+            "public",
+            "Which catalog endpoint to use: `public`, `internal` or `admin`.",
+        ),
+        doc(
+            "region_name",
+            "",
+            "The catalog region, when there are several.",
+        ),
+    ];
+}
+
+/// An option cinder.conf's `[nova]` spells the same way.
+const fn doc(name: &'static str, default: &'static str, help: &'static str) -> OptionDoc {
+    OptionDoc {
+        name,
+        default,
+        cinder: Some(name),
+        help,
+    }
 }
 
 /// How to reach Nova.
@@ -50,10 +92,14 @@ pub struct NovaConfig {
 }
 
 impl NovaConfig {
-    /// Reads cinder.conf's `[nova]` options through `get`; `None` when neither
-    /// `endpoint_override` nor `auth_url` is set (Nova is not told anything).
-    pub fn from_options(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
-        let endpoint_override = option(&get, "endpoint_override");
+    /// The Nova of `[nova]`, signing in with `auth` (the section's
+    /// credentials); `None` when neither `endpoint_override` nor `auth_url`
+    /// is set (Nova is not told anything).
+    pub fn from_section(
+        options: &NovaOptions,
+        auth: &CredentialOptions,
+    ) -> Result<Option<Self>, String> {
+        let endpoint_override = options.endpoint_override.clone();
         if let Some(e) = &endpoint_override {
             if !(e.starts_with("http://") || e.starts_with("https://")) {
                 return Err(format!(
@@ -61,38 +107,30 @@ impl NovaConfig {
                 ));
             }
         }
-        let auth = Credentials::from_options("nova", &get)?;
+        let auth = auth.credentials("nova")?;
         if endpoint_override.is_none() && auth.is_none() {
             return Ok(None);
         }
-        let timeout = match option(&get, "timeout") {
-            None => Duration::from_secs(10),
-            Some(v) => v
-                .parse::<f64>()
-                .ok()
-                .filter(|s| s.is_finite() && *s > 0.0)
-                .map(Duration::from_secs_f64)
-                .ok_or_else(|| format!("[nova] timeout = {v} is not a number of seconds"))?,
-        };
-        let insecure = match option(&get, "insecure").as_deref().map(str::to_lowercase) {
-            None => false,
-            Some(v) => match v.as_str() {
-                "true" | "yes" | "on" | "1" => true,
-                "false" | "no" | "off" | "0" => false,
-                _ => return Err(format!("[nova] insecure = {v} is not true or false")),
-            },
-        };
-        let interface = option(&get, "interface").unwrap_or_else(|| "public".into());
+        let timeout = Some(options.timeout)
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                format!(
+                    "[nova] timeout = {} is not a number of seconds",
+                    options.timeout
+                )
+            })?;
+        let interface = &options.interface;
         let interface = interface
             .strip_suffix("URL")
-            .unwrap_or(&interface)
+            .unwrap_or(interface)
             .to_string();
         Ok(Some(NovaConfig {
             endpoint_override,
             timeout,
-            insecure,
+            insecure: options.insecure,
             interface,
-            region_name: option(&get, "region_name"),
+            region_name: options.region_name.clone(),
             auth,
         }))
     }
@@ -321,39 +359,40 @@ fn excerpt(answer: &Value) -> String {
 mod tests {
     use super::*;
 
-    fn opts<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(name, _)| *name == k)
-                .map(|(_, v)| v.to_string())
-        }
+    /// The Nova of a `[nova]` section with these options.
+    fn nova(pairs: &[(&str, &str)]) -> Result<Option<NovaConfig>, String> {
+        let section = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let read = |e: scoria_core::config::ConfigError| e.to_string();
+        let options = scoria_core::config::read_options("nova", &section).map_err(read)?;
+        let auth = scoria_core::config::read_options("nova", &section).map_err(read)?;
+        NovaConfig::from_section(&options, &auth)
     }
 
     #[test]
     fn nothing_configured_means_no_nova() {
-        assert!(NovaConfig::from_options(opts(&[("timeout", "5")]))
-            .unwrap()
-            .is_none());
+        assert!(nova(&[("timeout", "5")]).unwrap().is_none());
     }
 
     #[test]
     fn options_and_defaults() {
-        let cfg = NovaConfig::from_options(opts(&[("endpoint_override", "http://nova:8774/v2.1")]))
+        let cfg = nova(&[("endpoint_override", "http://nova:8774/v2.1")])
             .unwrap()
             .unwrap();
         assert_eq!(cfg.timeout, Duration::from_secs(10));
         assert!(!cfg.insecure && cfg.auth.is_none());
         assert_eq!(cfg.interface, "public");
 
-        let cfg = NovaConfig::from_options(opts(&[
+        let cfg = nova(&[
             ("timeout", "2.5"),
             ("insecure", "True"),
             ("interface", "internalURL"),
             ("auth_url", "http://ks:5000/v3"),
             ("username", "nova-user"),
             ("password", "secret"),
-        ]))
+        ])
         .unwrap()
         .unwrap();
         assert_eq!(cfg.timeout, Duration::from_millis(2500));
@@ -368,7 +407,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_option() {
-        let err = |pairs: &[(&str, &str)]| NovaConfig::from_options(opts(pairs)).unwrap_err();
+        let err = |pairs: &[(&str, &str)]| nova(pairs).unwrap_err();
         assert!(err(&[("endpoint_override", "nova:8774")]).contains("endpoint_override"));
         assert!(err(&[("endpoint_override", "http://n"), ("timeout", "soon")]).contains("timeout"));
         assert!(
@@ -388,12 +427,9 @@ mod tests {
                 {"interface": "public", "url": "http://nova-r2/v2.1", "region_id": "r2"}]},
         ]))
         .unwrap();
-        let mut cfg = NovaConfig::from_options(opts(&[
-            ("endpoint_override", "http://x"),
-            ("interface", "internal"),
-        ]))
-        .unwrap()
-        .unwrap();
+        let mut cfg = nova(&[("endpoint_override", "http://x"), ("interface", "internal")])
+            .unwrap()
+            .unwrap();
         assert_eq!(
             cfg.compute_endpoint(&catalog).unwrap(),
             "http://nova-int/v2.1"

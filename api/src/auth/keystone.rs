@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
+use scoria_core::config::{OptionDoc, Options};
 use scoria_keystone::{
-    expiry, send_with_retries, Credentials, PasswordSession, SignInError, Token, TokenData,
-    TokenDocument, DEFAULT_RETRIES,
+    expiry, send_with_retries, CredentialOptions, Credentials, PasswordSession, SignInError, Token,
+    TokenData, TokenDocument,
 };
+use serde::Deserialize;
 
 use crate::http::fault::fault;
 
@@ -39,38 +41,57 @@ pub struct KeystoneConfig {
     pub http_retries: u32,
 }
 
+/// The `[keystone_authtoken]` options besides the credentials, as written.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeystoneOptions {
+    pub www_authenticate_uri: Option<String>,
+    pub auth_uri: Option<String>,
+    pub token_cache_time: u64,
+    pub http_connect_timeout: u64,
+    pub http_request_max_retries: u64,
+}
+
+impl Options for KeystoneOptions {
+    const OPTIONS: &'static [OptionDoc] = &[
+        doc("www_authenticate_uri", "", "Keystone address sent to unauthenticated callers; `auth_uri`, else `auth_url`, when unset."),
+        doc("auth_uri", "", "Older name of `www_authenticate_uri`."),
+        doc("token_cache_time", "300", "Seconds a validated token is trusted before Keystone is asked again."),
+        doc("http_connect_timeout", "10", "Seconds one request to Keystone may take (0: the default)."),
+        doc("http_request_max_retries", "3", "Times a request Keystone did not answer is sent again (at most 10)."),
+    ];
+}
+
+/// An option keystonemiddleware (cinder.conf) spells the same way.
+const fn doc(name: &'static str, default: &'static str, help: &'static str) -> OptionDoc {
+    OptionDoc {
+        name,
+        default,
+        cinder: Some(name),
+        help,
+    }
+}
+
 impl KeystoneConfig {
-    /// Reads the options from `get(option)`, e.g. the `[keystone_authtoken]`
-    /// section of an INI file: the credentials (see
-    /// [`Credentials::from_options`]; `auth_url` is required) and the options above.
-    pub fn from_options(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let credentials = Credentials::from_options("keystone_authtoken", &get)?
+    /// The `[keystone_authtoken]` section: its `credentials` (`auth_url` is
+    /// required) and the options above.
+    pub fn from_section(
+        options: &KeystoneOptions,
+        credentials: &CredentialOptions,
+    ) -> Result<Self, String> {
+        let credentials = credentials
+            .credentials("keystone_authtoken")?
             .ok_or("[keystone_authtoken] auth_url is not set")?;
-        let opt = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let number = |name: &str, what: &str| -> Result<Option<u64>, String> {
-            opt(name)
-                .map(|v| {
-                    v.parse()
-                        .map_err(|_| format!("[keystone_authtoken] {name} = {v} is not {what}"))
-                })
-                .transpose()
-        };
-        let seconds = "a whole number of seconds";
         Ok(KeystoneConfig {
             credentials,
-            www_authenticate_uri: opt("www_authenticate_uri").or_else(|| opt("auth_uri")),
-            token_cache_time: Duration::from_secs(
-                number("token_cache_time", seconds)?.unwrap_or(300),
-            ),
-            http_timeout: number("http_connect_timeout", seconds)?
+            www_authenticate_uri: options
+                .www_authenticate_uri
+                .clone()
+                .or_else(|| options.auth_uri.clone()),
+            token_cache_time: Duration::from_secs(options.token_cache_time),
+            http_timeout: Some(options.http_connect_timeout)
                 .filter(|s| *s > 0)
                 .map_or(KEYSTONE_TIMEOUT, Duration::from_secs),
-            http_retries: number("http_request_max_retries", "a whole number")?
-                .map_or(DEFAULT_RETRIES, |n| n.min(10) as u32),
+            http_retries: options.http_request_max_retries.min(10) as u32,
         })
     }
 }
@@ -371,6 +392,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use scoria_keystone::DEFAULT_RETRIES;
 
     fn identity(user: &str) -> Arc<Identity> {
         Arc::new(Identity {
@@ -425,6 +447,21 @@ mod tests {
         assert!(cache.get("new", later).is_some());
     }
 
+    /// The config of a `[keystone_authtoken]` section whose options `get` gives.
+    fn from_options(get: impl Fn(&str) -> Option<String>) -> Result<KeystoneConfig, String> {
+        let names = KeystoneOptions::OPTIONS
+            .iter()
+            .chain(CredentialOptions::OPTIONS)
+            .map(|d| d.name);
+        let section = names
+            .filter_map(|n| get(n).map(|v| (n.to_string(), v)))
+            .collect();
+        let read = |e: scoria_core::config::ConfigError| e.to_string();
+        let options = scoria_core::config::read_options("keystone_authtoken", &section);
+        let credentials = scoria_core::config::read_options("keystone_authtoken", &section);
+        KeystoneConfig::from_section(&options.map_err(read)?, &credentials.map_err(read)?)
+    }
+
     #[test]
     fn options_and_defaults() {
         let opts = |k: &str| match k {
@@ -434,7 +471,7 @@ mod tests {
             "token_cache_time" => Some("30".into()),
             _ => None,
         };
-        let cfg = KeystoneConfig::from_options(opts).unwrap();
+        let cfg = from_options(opts).unwrap();
         assert_eq!(cfg.credentials.project_name, "service");
         assert_eq!(cfg.token_cache_time, Duration::from_secs(30));
         assert!(
@@ -443,9 +480,8 @@ mod tests {
         );
         let auth = KeystoneAuth::new(cfg).unwrap();
         assert_eq!(auth.challenge, "Keystone uri=\"http://ks:5000/v3/\"");
-        let without = |name: &'static str| {
-            KeystoneConfig::from_options(move |k| opts(k).filter(|_| k != name)).unwrap_err()
-        };
+        let without =
+            |name: &'static str| from_options(move |k| opts(k).filter(|_| k != name)).unwrap_err();
         assert_eq!(
             without("password"),
             "[keystone_authtoken] password is not set"
@@ -651,9 +687,9 @@ mod tests {
                 .map(|(_, v)| v.to_string())
             }
         };
-        let cfg = KeystoneConfig::from_options(opts(&[])).unwrap();
+        let cfg = from_options(opts(&[])).unwrap();
         assert_eq!((cfg.http_timeout, cfg.http_retries), (KEYSTONE_TIMEOUT, 3));
-        let cfg = KeystoneConfig::from_options(opts(&[
+        let cfg = from_options(opts(&[
             ("http_connect_timeout", "30"),
             ("http_request_max_retries", "0"),
         ]))
@@ -662,8 +698,7 @@ mod tests {
             (cfg.http_timeout, cfg.http_retries),
             (Duration::from_secs(30), 0)
         );
-        let err =
-            KeystoneConfig::from_options(opts(&[("http_connect_timeout", "soon")])).unwrap_err();
+        let err = from_options(opts(&[("http_connect_timeout", "soon")])).unwrap_err();
         assert!(err.contains("http_connect_timeout = soon"), "{err}");
     }
 
