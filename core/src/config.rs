@@ -36,6 +36,22 @@ pub struct OptionDoc {
     pub help: &'static str,
 }
 
+impl OptionDoc {
+    /// An option cinder.conf spells the same way.
+    pub const fn same_as_cinder(
+        name: &'static str,
+        default: &'static str,
+        help: &'static str,
+    ) -> OptionDoc {
+        OptionDoc {
+            name,
+            default,
+            cinder: Some(name),
+            help,
+        }
+    }
+}
+
 /// A group of options read from one section into `Self` with [`read`]; its
 /// table gives each option's default (the only place defaults live), its
 /// cinder.conf name and its help, for the configuration reference.

@@ -86,40 +86,30 @@ pub struct CredentialOptions {
 
 impl Options for CredentialOptions {
     const OPTIONS: &'static [OptionDoc] = &[
-        doc(
+        OptionDoc::same_as_cinder(
             "auth_url",
             "",
             "Keystone's address; Keystone is used once it is set.",
         ),
-        doc("auth_type", "password", "How to sign in; only `password`."),
-        doc(
+        OptionDoc::same_as_cinder("auth_type", "password", "How to sign in; only `password`."),
+        OptionDoc::same_as_cinder(
             "username",
             "",
             "The service user (required with `auth_url`).",
         ),
-        doc(
+        OptionDoc::same_as_cinder(
             "password",
             "",
             "The service user's password (required with `auth_url`).",
         ),
-        doc(
+        OptionDoc::same_as_cinder(
             "project_name",
             "service",
             "The project the token is scoped to.",
         ),
-        doc("user_domain_name", "Default", "The user's domain."),
-        doc("project_domain_name", "Default", "The project's domain."),
+        OptionDoc::same_as_cinder("user_domain_name", "Default", "The user's domain."),
+        OptionDoc::same_as_cinder("project_domain_name", "Default", "The project's domain."),
     ];
-}
-
-/// An option keystoneauth (cinder.conf) spells the same way.
-const fn doc(name: &'static str, default: &'static str, help: &'static str) -> OptionDoc {
-    OptionDoc {
-        name,
-        default,
-        cinder: Some(name),
-        help,
-    }
 }
 
 impl CredentialOptions {

@@ -13,16 +13,7 @@ use scoria_db::{SnapshotChanges, VolumeChanges, VolumeGuard};
 use scoria_drivers::{DriverError, ExportSpec};
 
 use crate::specs::snapshot_spec;
-use crate::VolumeManager;
-
-/// Reads a resource, treating "gone" as "nothing to do".
-fn present<T>(r: Result<T>) -> Result<Option<T>> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(Error::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
+use crate::{present, VolumeManager};
 
 /// Why an operation failed, as its owner is told.
 pub(crate) struct Failure<'a> {

@@ -144,3 +144,12 @@ impl VolumeManager {
         .await
     }
 }
+
+/// `Ok(None)` for a record that is gone (deleted meanwhile), the record or
+/// any other error as it is.
+fn present<T>(r: scoria_core::Result<T>) -> scoria_core::Result<Option<T>> {
+    match r {
+        Err(scoria_core::Error::NotFound(_)) => Ok(None),
+        other => other.map(Some),
+    }
+}

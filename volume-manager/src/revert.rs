@@ -8,13 +8,13 @@ use std::path::Path;
 
 use scoria_core::events::{Action, Detail};
 use scoria_core::transitions::{snapshot, volume};
-use scoria_core::{Error, RequestContext, Result};
+use scoria_core::{RequestContext, Result};
 use scoria_db::{SnapshotChanges, VolumeChanges, VolumeGuard};
 use scoria_drivers::{DriverError, DriverResult, SnapshotSpec, VolumeDriver, VolumeSpec};
 
 use crate::handlers::Failure;
 use crate::specs::snapshot_spec;
-use crate::VolumeManager;
+use crate::{present, VolumeManager};
 
 /// Why a revert failed.
 pub(crate) fn failure(detail: Detail, text: &str) -> Failure<'_> {
@@ -22,14 +22,6 @@ pub(crate) fn failure(detail: Detail, text: &str) -> Failure<'_> {
         action: Action::RevertVolume,
         detail,
         text,
-    }
-}
-
-/// `Ok(None)` when the resource is gone.
-fn found<T>(r: Result<T>) -> Result<Option<T>> {
-    match r {
-        Err(Error::NotFound(_)) => Ok(None),
-        other => other.map(Some),
     }
 }
 
@@ -44,10 +36,10 @@ impl VolumeManager {
         volume_id: &str,
         snapshot_id: &str,
     ) -> Result<()> {
-        let Some(vol) = found(self.db.get_volume(volume_id).await)? else {
+        let Some(vol) = present(self.db.get_volume(volume_id).await)? else {
             return self.release_snapshot(snapshot_id).await;
         };
-        let Some(snap) = found(self.db.get_snapshot(snapshot_id).await)? else {
+        let Some(snap) = present(self.db.get_snapshot(snapshot_id).await)? else {
             let text = "the snapshot no longer exists; the volume is unchanged";
             return self
                 .fail_revert(ctx, volume_id, true, failure(Detail::UnknownError, text))

@@ -53,22 +53,12 @@ pub struct KeystoneOptions {
 
 impl Options for KeystoneOptions {
     const OPTIONS: &'static [OptionDoc] = &[
-        doc("www_authenticate_uri", "", "Keystone address sent to unauthenticated callers; `auth_uri`, else `auth_url`, when unset."),
-        doc("auth_uri", "", "Older name of `www_authenticate_uri`."),
-        doc("token_cache_time", "300", "Seconds a validated token is trusted before Keystone is asked again."),
-        doc("http_connect_timeout", "10", "Seconds one request to Keystone may take (0: the default)."),
-        doc("http_request_max_retries", "3", "Times a request Keystone did not answer is sent again (at most 10)."),
+        OptionDoc::same_as_cinder("www_authenticate_uri", "", "Keystone address sent to unauthenticated callers; `auth_uri`, else `auth_url`, when unset."),
+        OptionDoc::same_as_cinder("auth_uri", "", "Older name of `www_authenticate_uri`."),
+        OptionDoc::same_as_cinder("token_cache_time", "300", "Seconds a validated token is trusted before Keystone is asked again."),
+        OptionDoc::same_as_cinder("http_connect_timeout", "10", "Seconds one request to Keystone may take (0: the default)."),
+        OptionDoc::same_as_cinder("http_request_max_retries", "3", "Times a request Keystone did not answer is sent again (at most 10)."),
     ];
-}
-
-/// An option keystonemiddleware (cinder.conf) spells the same way.
-const fn doc(name: &'static str, default: &'static str, help: &'static str) -> OptionDoc {
-    OptionDoc {
-        name,
-        default,
-        cinder: Some(name),
-        help,
-    }
 }
 
 impl KeystoneConfig {
