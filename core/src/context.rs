@@ -11,6 +11,21 @@ pub struct RequestContext {
     pub project_id: String,
     pub is_admin: bool,
     pub roles: Vec<String>,
+    /// The caller's Keystone token, passed on to Glance for image work
+    /// (none in `noauth` mode and for Scoria's own work).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_token: Option<AuthToken>,
+}
+
+/// A Keystone token; its `Debug` hides the value so that logs never show it.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AuthToken(pub String);
+
+impl std::fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthToken(***)")
+    }
 }
 
 impl RequestContext {
@@ -22,6 +37,7 @@ impl RequestContext {
             project_id: "scoria".into(),
             is_admin: true,
             roles: vec!["admin".into()],
+            auth_token: None,
         }
     }
 

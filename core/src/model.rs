@@ -43,11 +43,20 @@ pub struct Volume {
     pub attachments: Vec<AttachedTo>,
     /// Driver-owned location data returned at create.
     pub provider_location: Option<String>,
-    /// Admin metadata (`readonly`, `attached_mode`, …).
+    /// Admin metadata (`readonly`, `attached_mode`, and the keys of
+    /// [`admin_keys`]).
     pub admin_metadata: Metadata,
     pub metadata: Metadata,
     pub created_at: String,
     pub updated_at: Option<String>,
+}
+
+/// Admin-metadata keys Scoria keeps for itself (never shown to users).
+pub mod admin_keys {
+    /// The Glance image a volume in `creating` / `downloading` is filled from.
+    pub const IMAGE_SOURCE: &str = "image_source";
+    /// The Glance image a volume in `uploading` is being uploaded into.
+    pub const IMAGE_UPLOAD: &str = "image_upload";
 }
 
 impl Volume {

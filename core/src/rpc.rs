@@ -35,6 +35,9 @@ pub struct RequestSpec {
     pub source_volid: Option<String>,
     /// A copy of a snapshot or volume must land on the backend (`host@backend`) that holds it.
     pub source_backend: Option<String>,
+    /// The Glance image to fill the volume from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
     /// Backends already tried for this volume, oldest first.
     #[serde(default)]
     pub attempts: Vec<String>,
@@ -57,6 +60,10 @@ impl RequestSpec {
             snapshot_id: v.snapshot_id.clone(),
             source_volid: v.source_volid.clone(),
             source_backend,
+            image_id: v
+                .admin_metadata
+                .get(crate::model::admin_keys::IMAGE_SOURCE)
+                .cloned(),
             attempts: Vec::new(),
             attempt_errors: Vec::new(),
         }
@@ -98,6 +105,12 @@ pub enum VolumeRequest {
         volume_id: String,
         snapshot_id: String,
     },
+    /// Upload the volume in `uploading` into the Glance image `image`,
+    /// which the api created (status `queued`).
+    UploadImage {
+        volume_id: String,
+        image: ImageUpload,
+    },
     /// A `call`: the backend's current stats and capabilities, answered with a
     /// [`StatsReport`](crate::stats::StatsReport).
     GetCapabilities,
@@ -116,6 +129,16 @@ pub enum VolumeRequest {
         volume_id: String,
         attachment_id: Option<String>,
     },
+}
+
+/// The Glance image a volume is uploaded into.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageUpload {
+    pub image_id: String,
+    /// `raw`, `qcow2`, `vmdk`, `vdi`, `vhd`, `vhdx` or `ploop`.
+    pub disk_format: String,
+    /// `bare` (and the others Glance knows, which hold the disk as it is).
+    pub container_format: String,
 }
 
 impl VolumeRequest {

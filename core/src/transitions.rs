@@ -182,6 +182,29 @@ pub mod volume {
         to: To::Status(Available),
         failed: Some(Error),
     };
+    /// Filling a new volume from a Glance image (after [`CREATE`] made it).
+    pub const DOWNLOAD: Transition<VolumeStatus> = Transition {
+        name: "create from image",
+        from: Allowed::Only(&[Creating]),
+        interim: Some(Downloading),
+        to: To::Status(Available),
+        failed: Some(Error),
+    };
+    /// `os-volume_upload_image` of a detached volume; the volume returns to
+    /// its status whether the upload succeeds or fails.
+    pub const UPLOAD_IMAGE: Transition<VolumeStatus> = Transition {
+        name: "os-volume_upload_image",
+        from: Allowed::Only(&[Available]),
+        interim: Some(Uploading),
+        to: To::Implied,
+        failed: None,
+    };
+    /// `os-volume_upload_image` with `force` (and `enable_force_upload`).
+    pub const UPLOAD_IMAGE_FORCED: Transition<VolumeStatus> = Transition {
+        name: "os-volume_upload_image (force)",
+        from: Allowed::Only(&[Available, InUse]),
+        ..UPLOAD_IMAGE
+    };
     /// Deleting a volume (not attached, without snapshots unless cascading).
     pub const DELETE: Transition<VolumeStatus> = Transition {
         name: "delete",
@@ -328,6 +351,9 @@ pub mod volume {
     /// Every operation, in table order.
     pub const ALL: &[&Transition<VolumeStatus>] = &[
         &CREATE,
+        &DOWNLOAD,
+        &UPLOAD_IMAGE,
+        &UPLOAD_IMAGE_FORCED,
         &DELETE,
         &FORCE_DELETE,
         &EXTEND,

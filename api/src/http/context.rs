@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use scoria_core::context::AuthToken;
 use scoria_core::{Error, RequestContext};
 use tracing::Instrument;
 
@@ -39,6 +40,7 @@ impl Ctx {
                 project_id: "p1".into(),
                 is_admin,
                 roles: Vec::new(),
+                auth_token: None,
             },
             version: ApiVersion::v3(minor),
             link_base: "http://h/v3/p1".into(),
@@ -150,6 +152,7 @@ fn noauth_context(headers: &HeaderMap, request_id: String) -> Option<RequestCont
         project_id: project.to_string(),
         is_admin: true,
         roles: vec!["admin".into(), "member".into(), "reader".into()],
+        auth_token: None,
     })
 }
 
@@ -202,6 +205,11 @@ async fn prepare(
                 project_id: user.project_id.clone(),
                 is_admin: user.roles.iter().any(|r| r == "admin"),
                 roles: user.roles.clone(),
+                auth_token: req
+                    .headers()
+                    .get("x-auth-token")
+                    .and_then(|v| v.to_str().ok())
+                    .map(|t| AuthToken(t.to_string())),
             };
             if !may_write(req.method(), &rc.roles) {
                 return Err(Box::new(fault(
