@@ -646,7 +646,14 @@ mod tests {
         use VolumeStatus::*;
         assert_eq!(
             volume::in_progress(),
-            [Creating, Deleting, Extending, Reverting]
+            [
+                Creating,
+                Downloading,
+                Uploading,
+                Deleting,
+                Extending,
+                Reverting
+            ]
         );
         use SnapshotStatus as S;
         assert_eq!(

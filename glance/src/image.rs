@@ -101,9 +101,7 @@ impl Image {
     /// The largest of `size` and `virtual_size`, in bytes: what the volume
     /// must hold.
     pub fn disk_bytes(&self) -> u64 {
-        self.size
-            .unwrap_or(0)
-            .max(self.virtual_size.unwrap_or(0))
+        self.size.unwrap_or(0).max(self.virtual_size.unwrap_or(0))
     }
 
     /// What a volume made from the image keeps as `volume_image_metadata`:

@@ -50,7 +50,9 @@ pub struct Glance {
 
 impl std::fmt::Debug for Glance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Glance").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("Glance")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
