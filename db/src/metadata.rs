@@ -1,5 +1,5 @@
-//! Key/value tables owned by another row: volume and snapshot metadata, and
-//! volume type extra specs.
+//! Key/value tables owned by another row: volume and snapshot metadata,
+//! their image metadata, and volume type extra specs.
 
 use std::collections::HashMap;
 
@@ -15,6 +15,10 @@ pub enum MetaKind {
     Volume,
     Snapshot,
     ExtraSpecs,
+    /// A volume's image metadata (`volume_image_metadata`).
+    VolumeImage,
+    /// The image metadata a snapshot passes on to volumes made from it.
+    SnapshotImage,
 }
 
 impl MetaKind {
@@ -23,6 +27,8 @@ impl MetaKind {
             MetaKind::Volume => ("volume_metadata", "volume_id"),
             MetaKind::Snapshot => ("snapshot_metadata", "snapshot_id"),
             MetaKind::ExtraSpecs => ("volume_type_extra_specs", "type_id"),
+            MetaKind::VolumeImage => ("volume_glance_metadata", "volume_id"),
+            MetaKind::SnapshotImage => ("snapshot_glance_metadata", "snapshot_id"),
         }
     }
 }
@@ -103,6 +109,17 @@ impl Db {
         write(&mut tx, kind, id, meta, replace).await?;
         tx.commit().await.map_err(db_err)?;
         self.get_metadata(kind, id).await
+    }
+
+    /// Replaces all of a volume's image metadata.
+    pub async fn replace_volume_image_metadata(
+        &self,
+        volume_id: &str,
+        meta: &Metadata,
+    ) -> Result<()> {
+        self.set_metadata(MetaKind::VolumeImage, volume_id, meta, true)
+            .await
+            .map(drop)
     }
 
     /// Deletes one key; false when it did not exist.
