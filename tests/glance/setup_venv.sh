@@ -7,6 +7,10 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# One build at a time (pytest-xdist workers may all ask for the venv at once):
+# a lock on this script itself, so that no lock file is left behind.
+exec 9<tests/glance/setup_venv.sh
+flock 9
 venv=${1:-.venv-glance}
 reqs=tests/glance/requirements.txt
 stamp=$venv/.requirements.sha256
