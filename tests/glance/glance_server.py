@@ -4,12 +4,15 @@
 scratch directory, creates the SQLite database with `glance-manage db_sync`
 (on the first start only), and serves the image API v2 with gunicorn (one
 worker process, several threads, so that a slow download does not hold up
-other requests) on a free loopback port. Since Glance 31 the API no longer
-serves itself: gunicorn runs the WSGI application glance.wsgi.api:application,
-which finds its configuration through OS_GLANCE_CONFIG_DIR.
+other requests) on a free loopback port. Glance 33's `glance-api` command
+no longer serves (it only says so): gunicorn runs the WSGI application
+glance.wsgi.api:application, which finds its configuration through
+OS_GLANCE_CONFIG_DIR.
 
-Images are stored by glance_store's `file` store in <workdir>/images, one
-file per image named after its id (`image_file(id)`). No image cache, no
+Images are stored by glance_store's `file` driver, configured as the one
+store `file1` of `enabled_backends` (images show `"stores": "file1"`), in
+<workdir>/images, one file per image named after its id (`image_file(id)`);
+the database is <workdir>/glance.sqlite. No image cache, no
 interoperable image import (`enabled_import_methods = []`): images are made
 the classic way, `POST /v2/images` then `PUT /v2/images/{id}/file`.
 `show_image_direct_url` and `show_multiple_locations` are off unless asked
@@ -20,10 +23,13 @@ Two modes:
 
   * unauthenticated (the default; `[paste_deploy] flavor` empty): Glance's
     unauthenticated-context middleware gives every request an admin context
-    with no user and no project. Tokens and the X-Tenant-Id/X-Project-Id/
-    X-Roles headers are ignored, so a new image's `owner` is null unless the
-    body of `POST /v2/images` sets `owner` (allowed: the caller is admin), and
-    every caller sees and may change every image, whatever its visibility.
+    with no user, no project and no roles. Glance's default policies want
+    the admin (or service) role, so a policy file of this mode makes the
+    rules `context_is_admin` and `service_api` pass for everyone. Tokens and
+    the X-Tenant-Id/X-Project-Id/X-Roles headers are ignored, so a new
+    image's `owner` is null unless the body of `POST /v2/images` sets `owner`
+    (allowed: the caller is admin), and every caller sees and may change
+    every image, whatever its owner and visibility (default `shared`).
   * behind Keystone (`GlanceServer(..., keystone=ks)`; `flavor = keystone`):
     keystonemiddleware's auth_token checks tokens against that Keystone with
     its service user (`ks.authtoken_section()`), and Glance's own policies
@@ -42,15 +48,16 @@ Test hooks (tests/glance/glance_testhooks.py, outermost in the pipeline):
     needed): the body of an image download is paced to n bytes a second, so
     that a test can stop Glance in the middle of it.
 
-`stop()` is a quick shutdown (transfers in flight are cut, as when a real
-Glance goes away), `start()` again serves the same port and data, `kill()`
-is SIGKILL.
+`stop()` is a quick shutdown (transfers in flight are cut after at most
+GRACE seconds, as when a real Glance goes away), `start()` again serves the
+same port and data, `kill()` is SIGKILL. Starting takes about 4 s the first
+time (db_sync included), 2 s after that.
 
 The Glance executables come from the venv built by setup_venv.sh
 (.venv-glance); this module itself only needs `requests`.
 
-By hand (until Ctrl-C):
-  .venv/bin/python tests/glance/glance_server.py [--keystone]
+By hand (until Ctrl-C or SIGTERM):
+  .venv/bin/python tests/glance/glance_server.py [--keystone] [--throttle N]
 """
 
 from __future__ import annotations
