@@ -13,6 +13,10 @@ Fixtures
       (`owner=` of the helpers below; the caller is admin, so any string is
       accepted). Images of every owner and visibility are visible to, and
       downloadable by, every caller. A test that stops it must start it again.
+  `glance_factory` (module): `glance_factory(name, **options)` starts more
+      Glances with GlanceServer's options (`keystone=`,
+      `throttle_bytes_per_s=`, `show_image_direct_url=`,
+      `show_multiple_locations=`), stopped after the module.
   `glance_keystone` (session): a Glance behind the `keystone` fixture's
       Keystone (keystonemiddleware with the service user `scoria`, Glance's
       default policies), in the catalog as service type `image`. A member's
@@ -117,6 +121,40 @@ def glance(tmp_path_factory) -> Iterable[GlanceServer]:
     server = _start(GlanceServer(tmp_path_factory.mktemp("glance"), venv))
     yield server
     server.stop()
+
+
+class GlanceFactory:
+    """Starts Glances of a module's own (`GlanceServer` options as keyword
+    arguments, e.g. `show_image_direct_url=True`); stops them afterwards."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.servers: list[GlanceServer] = []
+
+    def __call__(self, name: str = "glance", **options) -> GlanceServer:
+        try:
+            venv = ensure_venv()
+        except subprocess.CalledProcessError as e:
+            pytest.fail(f"building .venv-glance failed: {e}", pytrace=False)
+        workdir = self.base / f"{name}-{len(self.servers)}"
+        server = GlanceServer(workdir, venv, **options)
+        self.servers.append(server)
+        return _start(server)
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def glance_factory(tmp_path_factory) -> Iterable[GlanceFactory]:
+    """`glance_factory(name, **GlanceServer options)`: more Glances, stopped
+    after the module."""
+    factory = GlanceFactory(tmp_path_factory.mktemp("glances"))
+    try:
+        yield factory
+    finally:
+        factory.close()
 
 
 @pytest.fixture(scope="session")

@@ -233,3 +233,15 @@ def test_behind_keystone(glance_keystone, keystone, tmp_path):
     token, _ = keystone.issue_token(member)
     assert download_image(glance_keystone, created["id"], token=token) == disk.path.read_bytes()
     delete_image(glance_keystone, created["id"], token=token)
+
+
+def test_direct_url_and_locations_when_asked_for(glance_factory, glance, tmp_path):
+    disk = make_disk(tmp_path / "direct.raw", 1 * MiB, "raw")
+    hidden = upload_image(glance, disk.path, "raw")
+    assert "direct_url" not in hidden and "locations" not in hidden
+    shown = glance_factory("direct", show_image_direct_url=True, show_multiple_locations=True)
+    image = upload_image(shown, disk.path, "raw")
+    url = f"file://{shown.image_file(image['id'])}"
+    assert image["direct_url"] == url
+    assert [loc["url"] for loc in image["locations"]] == [url]
+    assert image["locations"][0]["metadata"] == {"store": "file1"}
