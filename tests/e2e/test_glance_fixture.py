@@ -86,11 +86,25 @@ def _qemu_compare(a, b) -> None:
 def test_queued_image_and_delete(glance):
     image = create_queued_image(glance, "qcow2", name="smoke-queued")
     assert image["status"] == "queued" and image["size"] is None
+    assert image["owner"] is None and image["visibility"] == "shared"
     r = requests.get(f"{glance.url}/v2/images/{image['id']}/file", timeout=30)
     assert r.status_code == 204, f"{r.status_code} {r.text}"  # Glance: no data yet
     delete_image(glance, image["id"])
     assert get_image(glance, image["id"]) is None
     delete_image(glance, image["id"], missing_ok=True)
+
+
+def test_unauthenticated_mode_ignores_project_headers(glance):
+    r = requests.post(
+        f"{glance.url}/v2/images",
+        json={"name": "smoke-headers", "disk_format": "raw", "container_format": "bare"},
+        headers={"X-Auth-Token": "e2e-user:proj-h", "X-Project-Id": "proj-h",
+                 "X-Tenant-Id": "proj-h", "X-Roles": "member"},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["owner"] is None
+    delete_image(glance, r.json()["id"])
 
 
 def test_backing_file_refused_but_can_be_planted(glance, tmp_path):
