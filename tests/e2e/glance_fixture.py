@@ -46,7 +46,9 @@ The real `openstack` CLI and an unauthenticated Glance
   satisfies it. For Glance alone, `osc_image_args(glance)` gives
   `--os-auth-type none --os-endpoint <glance>` (discovery then reads Glance's
   own version document). Checked with `image create --file`, `image list`,
-  `image show`, `image save` and `image delete` (test_glance_fixture.py).
+  `image show`, `image save` and `image delete` (test_glance_fixture.py,
+  beside a stand-in answering Scoria's version document), and `volume
+  create --image NAME` looks NAME up in Glance.
   `--project X` on `image create` does set the owner, but only because the
   CLI falls back to X as an id when it cannot look the project up; use
   `owner=` of `upload_image` instead.
@@ -60,10 +62,12 @@ Images (REST helpers; `token` only matters for `glance_keystone`)
       so that what Glance serves no longer matches the image's `checksum`
       and `os_hash_value` (a hash-mismatch test). Glance itself does not
       check the data it serves.
-  `plant_image(glance, path, disk_format, ...)`: an image whose data Glance
-      would refuse at upload, stored as if it had been accepted (see there);
-      for a qcow2 with a backing file, which Glance 33's format safety
-      checks reject ("Image failed safety checks").
+  `wait_image`, `hashes(path)` (the `checksum` and `os_hash_value` Glance
+      computes).
+  `plant_image(glance, path, disk_format, stand_in, ...)`: an image whose
+      data Glance would refuse at upload, stored as if it had been accepted
+      (see there); for a qcow2 with a backing file, which Glance 33's format
+      safety checks reject ("Image failed safety checks", a 415).
 
 Disks (real qemu-img from PATH)
   `make_disk(path, size, kind)`: `raw` (sparse: random and zero regions),
@@ -176,7 +180,8 @@ def glance_keystone(keystone, tmp_path_factory) -> Iterable[GlanceServer]:
 def osc_image_env(glance: GlanceServer) -> dict[str, str]:
     """Extra environment for `openstack --os-auth-type none --os-endpoint
     <scoria>` (e.g. `ScoriaServer.osc(..., env=...)`) that sends the image
-    commands, and Scoria-side image look-ups of the CLI, to `glance`."""
+    commands, and the CLI's own image look-ups (`volume create --image NAME`
+    finds NAME in Glance, then posts the volume to Scoria), to `glance`."""
     return {"OS_IMAGE_ENDPOINT_OVERRIDE": glance.url}
 
 
