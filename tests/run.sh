@@ -10,7 +10,7 @@
 #      the iSCSI target tgtd running on 127.0.0.1:3260, with libiscsi's tools
 #      and a qemu-img that speaks iscsi:// as initiators (iSCSI exports);
 #   3. the Python venvs: .venv with the real OpenStack clients, .venv-keystone
-#      with Keystone (tests/keystone);
+#      with Keystone (tests/keystone), .venv-glance with Glance (tests/glance);
 #   4. cargo fmt --check, cargo build, cargo clippy -D warnings;
 #   5. cargo test (plus the ignored reflink test of scoria-drivers);
 #   6. the end-to-end tests, tests/e2e, with pytest.
@@ -218,6 +218,12 @@ setup_keystone_venv() {
     tests/keystone/setup_venv.sh || die "building .venv-keystone failed"
 }
 
+# Glance from PyPI in .venv-glance, for the tests with a real image service
+# (tests/e2e/glance_fixture.py).
+setup_glance_venv() {
+    tests/glance/setup_venv.sh || die "building .venv-glance failed"
+}
+
 # ----------------------------------------------------------------- running
 
 FAILED=()
@@ -243,6 +249,7 @@ setup_reflink_fs
 ensure_iscsi
 setup_venv
 setup_keystone_venv
+setup_glance_venv
 
 export PATH="$ROOT/.venv/bin:$PATH"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

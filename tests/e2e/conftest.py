@@ -659,5 +659,8 @@ def osc(server) -> Callable[..., Any]:
 # Keystone fixtures (tests/e2e/keystone_fixture.py).
 from keystone_fixture import keystone, keystone_scoria  # noqa: E402,F401
 
+# Glance fixtures (tests/e2e/glance_fixture.py).
+from glance_fixture import glance, glance_factory, glance_keystone  # noqa: E402,F401
+
 # The targets of the CLI lifecycle walk (tests/e2e/lifecycle_targets.py).
 from lifecycle_targets import target  # noqa: E402,F401

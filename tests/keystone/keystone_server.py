@@ -13,7 +13,9 @@ use through the REST API:
     reader in `demo`), plus the bootstrap `admin` (admin in `admin`);
   * `register_scoria(url)`: Scoria in the catalog as services `cinder`
     (type block-storage) and `cinderv3` (type volumev3), with public,
-    internal and admin endpoints in RegionOne.
+    internal and admin endpoints in RegionOne;
+  * `register_service(name, type, url)`: any other service the same way
+    (Glance's `GlanceServer.register_in(keystone)` uses it for `image`).
 
 The Keystone executables come from the venv built by setup_venv.sh
 (.venv-keystone); this module itself only needs `requests`.
@@ -355,25 +357,31 @@ enabled = false
         """Puts Scoria in the catalog at `endpoint` (e.g. `http://127.0.0.1:8776/v3/%(project_id)s`),
         replacing any endpoints registered before."""
         for name, kind in SCORIA_SERVICES:
-            service = self._one("services", type=kind) or self._admin(
-                "POST", "/services", 201,
-                json={"service": {"name": name, "type": kind, "enabled": True,
-                                  "description": "Scoria block storage"}},
-            )["service"]
-            for old in self._admin("GET", "/endpoints", 200,
-                                   params={"service_id": service["id"]})["endpoints"]:
-                self._admin("DELETE", f"/endpoints/{old['id']}", 204)
-            for interface in ("public", "internal", "admin"):
-                self._admin(
-                    "POST", "/endpoints", 201,
-                    json={"endpoint": {
-                        "service_id": service["id"],
-                        "interface": interface,
-                        "region_id": REGION,
-                        "url": endpoint,
-                        "enabled": True,
-                    }},
-                )
+            self.register_service(name, kind, endpoint, "Scoria block storage")
+
+    def register_service(self, name: str, kind: str, endpoint: str, description: str = "") -> None:
+        """Puts a service of type `kind` (created as `name` if the catalog has
+        none of that type) in the catalog at `endpoint`, with public, internal
+        and admin endpoints in RegionOne replacing any registered before."""
+        service = self._one("services", type=kind) or self._admin(
+            "POST", "/services", 201,
+            json={"service": {"name": name, "type": kind, "enabled": True,
+                              "description": description or name}},
+        )["service"]
+        for old in self._admin("GET", "/endpoints", 200,
+                               params={"service_id": service["id"]})["endpoints"]:
+            self._admin("DELETE", f"/endpoints/{old['id']}", 204)
+        for interface in ("public", "internal", "admin"):
+            self._admin(
+                "POST", "/endpoints", 201,
+                json={"endpoint": {
+                    "service_id": service["id"],
+                    "interface": interface,
+                    "region_id": REGION,
+                    "url": endpoint,
+                    "enabled": True,
+                }},
+            )
 
     def authtoken_section(self, token_cache_time: int | None = None) -> str:
         """Scoria's `[keystone_authtoken]` section for this Keystone."""
