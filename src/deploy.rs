@@ -9,6 +9,7 @@ use anyhow::{anyhow, bail, Context};
 use scoria_api::{AuthStrategy, KeystoneConfig};
 use scoria_bus::Bus;
 use scoria_db::Db;
+use scoria_glance::{Glance, GlanceConfig, GlanceOptions, ServiceUserOptions};
 use scoria_volume_manager::nova::{CredentialOptions, NovaClient, NovaConfig};
 use tokio::sync::watch;
 
@@ -28,6 +29,7 @@ impl Deployment {
         let config = Config::load(sources)?;
         let mut site = Site::configured(&config);
         site.nova = nova(&config)?;
+        site.glance = glance(&config)?;
         Ok(Deployment { config, site })
     }
 
@@ -71,6 +73,30 @@ pub fn nova(config: &Config) -> anyhow::Result<Option<Arc<NovaClient>>> {
     Ok(Some(Arc::new(
         NovaClient::new(cfg).map_err(|e| anyhow!(e))?,
     )))
+}
+
+/// The Glance client of `[DEFAULT] glance_*` and `[service_user]`. Without
+/// `[service_user]` credentials, a Keystone deployment's own service
+/// credentials (`[keystone_authtoken]`) find Glance in the catalog and sign
+/// Scoria's own requests.
+pub fn glance(config: &Config) -> anyhow::Result<Arc<Glance>> {
+    let credentials = |section| config.section::<CredentialOptions>(section);
+    let mut user = credentials("service_user")?
+        .credentials("service_user")
+        .map_err(|e| anyhow!(e))?;
+    if user.is_none() && config.default.auth_strategy == AuthStrategyName::Keystone {
+        user = credentials("keystone_authtoken")?
+            .credentials("keystone_authtoken")
+            .map_err(|e| anyhow!(e))?;
+    }
+    let cfg = GlanceConfig::from_options(
+        &config.section::<GlanceOptions>("DEFAULT")?,
+        &config.section::<ServiceUserOptions>("service_user")?,
+        user,
+    )
+    .map_err(|e| anyhow!(e))?;
+    tracing::debug!(glance = ?cfg, "image service");
+    Glance::new(cfg).map_err(|e| anyhow!(e))
 }
 
 /// Turns oslo.messaging's `rabbit://user:pass@host:port/vhost` into an AMQP URI.

@@ -60,6 +60,9 @@ pub fn plan(opts: &ServeOptions, data_dir: &Path) -> anyhow::Result<(Site, Vec<B
         site.stats_interval = Duration::from_secs(secs);
     }
     site.stats_interval = site.stats_interval.max(Duration::from_secs(1));
+    if site.image_conversion_dir.is_none() {
+        site.image_conversion_dir = Some(data_dir.join("conversion").display().to_string());
+    }
     if backends.is_empty() {
         backends.push(builtin_backend(data_dir));
     }

@@ -6,12 +6,15 @@ use std::time::Duration;
 use scoria_api::{ApiConfig, ApiState, AuthStrategy, QuotaDefaults};
 use scoria_bus::worker::DEFAULT_EXIT_DEADLINE;
 use scoria_bus::Bus;
+use scoria_core::config::read_options;
 use scoria_core::config::BackendConfig;
 use scoria_core::host::Host;
 use scoria_db::Db;
+use scoria_glance::{Glance, GlanceConfig, GlanceOptions, ServiceUserOptions};
 use scoria_scheduler::select::SchedulerConfig;
 use scoria_scheduler::service::{Scheduler, ServiceConfig, DEFAULT_MAX_CONCURRENT_PLACEMENTS};
-use scoria_volume_manager::{ManagerConfig, NovaClient, VolumeManager};
+use scoria_volume_manager::images::{self, CacheOptions};
+use scoria_volume_manager::{ImageSettings, ManagerConfig, NovaClient, VolumeManager};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -39,6 +42,14 @@ pub struct Site {
     pub quotas: QuotaDefaults,
     /// Nova, told by volume services when an attached volume grows (`[nova]`).
     pub nova: Option<Arc<NovaClient>>,
+    /// Glance, for image operations (`[DEFAULT] glance_*`, `[service_user]`;
+    /// see [`crate::deploy::glance`]).
+    pub glance: Arc<Glance>,
+    /// Where images are converted (`image_conversion_dir`); the system
+    /// temporary folder when unset.
+    pub image_conversion_dir: Option<String>,
+    /// The internal project and user that own the image-volume cache.
+    pub internal_tenant: Option<(String, String)>,
 }
 
 impl Site {
@@ -69,8 +80,33 @@ impl Site {
             public_endpoint: d.public_endpoint.clone(),
             quotas: QuotaDefaults::from(&config.quotas),
             nova: None,
+            glance: unconfigured_glance(),
+            image_conversion_dir: d.image_conversion_dir.clone(),
+            internal_tenant: config
+                .internal_tenant
+                .internal()
+                .map(|(p, u)| (p.to_string(), u.to_string())),
         }
     }
+}
+
+/// A Glance client with no Glance to call: image requests are refused.
+pub fn unconfigured_glance() -> Arc<Glance> {
+    let options = GlanceOptions {
+        glance_api_servers: Vec::new(),
+        glance_catalog_info: "image:glance:publicURL".into(),
+        glance_num_retries: 0,
+        glance_request_timeout: None,
+        glance_api_insecure: false,
+        glance_ca_certificates_file: None,
+        glance_core_properties: Vec::new(),
+        allowed_direct_url_schemes: Vec::new(),
+    };
+    let service = ServiceUserOptions {
+        send_service_user_token: false,
+    };
+    let cfg = GlanceConfig::from_options(&options, &service, None).expect("valid options");
+    Glance::new(cfg).expect("no certificates to read")
 }
 
 /// A running service task.
@@ -85,17 +121,31 @@ pub fn spawn_volume(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Task> {
     let driver = scoria_drivers::registry::create(backend)?;
+    let service = Host::service(&site.host, &backend.name).map_err(anyhow::Error::msg)?;
+    let cache: CacheOptions = read_options(&backend.name, &backend.options)?;
+    let internal = site
+        .internal_tenant
+        .as_ref()
+        .map(|(p, u)| (p.as_str(), u.as_str()));
+    let images = ImageSettings {
+        glance: site.glance.clone(),
+        scratch: images::scratch_for(site.image_conversion_dir.as_deref(), service.as_str()),
+        cache: cache
+            .settings(&backend.name, internal)
+            .map_err(anyhow::Error::msg)?,
+    };
     let manager = VolumeManager::new(
         db.clone(),
         bus.clone(),
         driver,
         ManagerConfig {
-            backend: Host::service(&site.host, &backend.name).map_err(anyhow::Error::msg)?,
+            backend: service,
             availability_zone: site.availability_zone.clone(),
             stats_interval: site.stats_interval,
             max_concurrent_ops: site.max_concurrent_ops,
             exit_deadline: DEFAULT_EXIT_DEADLINE,
             nova: site.nova.clone(),
+            images,
         },
     );
     Ok(tokio::spawn(manager.run(stop)))

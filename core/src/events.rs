@@ -17,6 +17,8 @@ pub enum Action {
     SnapshotDelete,
     DeleteVolume,
     RevertVolume,
+    CopyVolumeToImage,
+    CopyImageToVolume,
 }
 
 impl Action {
@@ -29,6 +31,8 @@ impl Action {
             Action::SnapshotDelete => ("010", "delete snapshot"),
             Action::DeleteVolume => ("020", "delete volume"),
             Action::RevertVolume => ("023", "revert volume to snapshot"),
+            Action::CopyVolumeToImage => ("003", "copy volume to image"),
+            Action::CopyImageToVolume => ("005", "copy image to volume"),
         }
     }
 }
@@ -40,6 +44,8 @@ pub enum Detail {
     NoBackendAvailable,
     DriverFailed,
     InterruptedByRestart,
+    FailedToUploadVolume,
+    NotEnoughSpaceForImage,
 }
 
 impl Detail {
@@ -49,6 +55,8 @@ impl Detail {
             Detail::NoBackendAvailable => "003",
             Detail::DriverFailed => "009",
             Detail::InterruptedByRestart => "030",
+            Detail::FailedToUploadVolume => "004",
+            Detail::NotEnoughSpaceForImage => "007",
         }
     }
 }

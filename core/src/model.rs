@@ -57,6 +57,8 @@ pub mod admin_keys {
     pub const IMAGE_SOURCE: &str = "image_source";
     /// The Glance image a volume in `uploading` is being uploaded into.
     pub const IMAGE_UPLOAD: &str = "image_upload";
+    /// Marks a volume of the image-volume cache (the value: the image).
+    pub const IMAGE_CACHE: &str = "image_cache";
 }
 
 impl Volume {

@@ -5,6 +5,7 @@
 //! row: the loser gets a clear error instead.
 
 mod attachments;
+mod image_cache;
 mod messages;
 pub mod metadata;
 mod query;
@@ -15,6 +16,7 @@ mod usage;
 mod volumes;
 
 pub use attachments::{AttachGate, AttachmentChanges, AttachmentQuery};
+pub use image_cache::CacheEntry;
 pub use messages::MessageQuery;
 pub use metadata::MetaKind;
 pub use query::{Like, LikeKey, Page, SortDir, SortKey};

@@ -151,6 +151,7 @@ pub(crate) mod tests {
             snapshot_id: None,
             source_volid: None,
             source_backend: None,
+            image_id: None,
             attempts: vec![],
             attempt_errors: vec![],
         }

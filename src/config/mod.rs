@@ -19,6 +19,7 @@ use scoria_core::config::{BackendConfig, OptionDoc, Options, Setting};
 
 use ini::{Ini, Value, DEFAULT};
 use model::{BackendSection, DatabaseSection, DefaultSection, Quotas};
+use scoria_volume_manager::images::InternalTenantOptions;
 
 /// Where the configuration is read from.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -65,6 +66,8 @@ pub struct Config {
     pub default: DefaultSection,
     pub quotas: Quotas,
     pub database: DatabaseSection,
+    /// `[DEFAULT] cinder_internal_tenant_*`.
+    pub internal_tenant: InternalTenantOptions,
 }
 
 impl Config {
@@ -88,6 +91,7 @@ impl Config {
         Ok(Config {
             default: read(&ini, DEFAULT)?,
             quotas: read(&ini, DEFAULT)?,
+            internal_tenant: read(&ini, DEFAULT)?,
             database: read(&ini, "database")?,
             ini,
         })

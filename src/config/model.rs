@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use scoria_api::KeystoneOptions;
 use scoria_core::config::{OptionDoc, Options};
+use scoria_glance::{GlanceOptions, ServiceUserOptions};
+use scoria_volume_manager::images::InternalTenantOptions;
 use scoria_volume_manager::nova::{CredentialOptions, NovaOptions};
 use serde::{Deserialize, Deserializer};
 
@@ -63,6 +65,8 @@ pub struct DefaultSection {
     #[serde(deserialize_with = "seconds")]
     pub scheduler_driver_init_wait_time: Duration,
     pub executor_thread_pool_size: NonZeroUsize,
+    pub image_conversion_dir: Option<String>,
+    pub enable_force_upload: bool,
 }
 
 impl Options for DefaultSection {
@@ -83,6 +87,8 @@ impl Options for DefaultSection {
         cinder("capacity_weight_multiplier", "1.0", "Positive spreads volumes over the freest pools, negative stacks them."),
         cinder("scheduler_driver_init_wait_time", "10", "Seconds a scheduler waits for the first capacity report before placing a volume."),
         cinder("executor_thread_pool_size", "16", "Operations one volume service runs at once."),
+        cinder("image_conversion_dir", "", "Where images that need random access are converted; `<data dir>/conversion` for `scoria serve`, the system temporary folder otherwise."),
+        cinder("enable_force_upload", "false", "Allow `os-volume_upload_image` with `force` of an attached (`in-use`) volume."),
     ];
 }
 
@@ -184,13 +190,25 @@ impl Options for BackendSection {
 /// the reference; backend sections are documented by [`BackendSection`] and
 /// their driver.
 pub const SECTIONS: &[(&str, &[&[OptionDoc]])] = &[
-    ("DEFAULT", &[DefaultSection::OPTIONS, Quotas::OPTIONS]),
+    (
+        "DEFAULT",
+        &[
+            DefaultSection::OPTIONS,
+            Quotas::OPTIONS,
+            InternalTenantOptions::OPTIONS,
+            GlanceOptions::OPTIONS,
+        ],
+    ),
     ("database", &[DatabaseSection::OPTIONS]),
     (
         "keystone_authtoken",
         &[CredentialOptions::OPTIONS, KeystoneOptions::OPTIONS],
     ),
     ("nova", &[NovaOptions::OPTIONS, CredentialOptions::OPTIONS]),
+    (
+        "service_user",
+        &[ServiceUserOptions::OPTIONS, CredentialOptions::OPTIONS],
+    ),
 ];
 
 #[cfg(test)]

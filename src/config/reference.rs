@@ -8,6 +8,7 @@ use std::fmt::Write;
 use scoria_core::config::{OptionDoc, Options};
 
 use super::model::{BackendSection, SECTIONS};
+use scoria_volume_manager::images::CacheOptions;
 
 const INTRO: &str = "\
 # Scoria configuration reference
@@ -49,6 +50,7 @@ pub fn markdown() -> String {
         &mut out,
         BackendSection::OPTIONS
             .iter()
+            .chain(CacheOptions::OPTIONS)
             .chain(scoria_drivers::registry::layer_option_docs()),
     );
     for (driver, docs) in scoria_drivers::registry::option_docs() {

@@ -43,6 +43,9 @@ impl VolumeManager {
                 volume_id,
                 snapshot_id,
             } => self.revert_to_snapshot(ctx, &volume_id, &snapshot_id).await,
+            VolumeRequest::UploadImage { volume_id, image } => {
+                self.upload_image(ctx, &volume_id, &image).await
+            }
             // A call sent as a cast has nobody waiting for the answer.
             VolumeRequest::GetCapabilities
             | VolumeRequest::InitializeConnection { .. }
@@ -196,14 +199,53 @@ impl VolumeManager {
         }
         vol.host = Some(host.clone());
         let creating = VolumeGuard::status_in(op.in_progress());
+        let made = |location| async move {
+            Ok::<_, Error>(VolumeChanges {
+                provider_location: Some(location),
+                shared_targets: Some(self.driver.capabilities().shared_targets),
+                service_uuid: Some(self.service_uuid().await?),
+                ..Default::default()
+            })
+        };
+        let image = match &request.image_id {
+            None => None,
+            Some(image_id) => match self.source_image(ctx, image_id).await {
+                Err(why) => {
+                    return self
+                        .fail_image_create(ctx, &vol, image_id, op.in_progress(), why)
+                        .await
+                }
+                Ok(image) => match &self.cfg.images.cache {
+                    None => Some(image),
+                    Some(cache) => {
+                        return match self
+                            .clone_from_cache(ctx, &vol, host, &image, cache)
+                            .await?
+                        {
+                            Ok(location) => {
+                                let made = made(location).await?;
+                                self.finish_image_create(&vol, &image, op.in_progress(), made)
+                                    .await
+                            }
+                            Err(why) => {
+                                self.fail_image_create(ctx, &vol, image_id, op.in_progress(), why)
+                                    .await
+                            }
+                        }
+                    }
+                },
+            },
+        };
         let why = match self.run_create(&vol).await? {
             Ok(location) => {
+                if let Some(image) = &image {
+                    return self
+                        .download_into(ctx, &vol, image, made(location).await?)
+                        .await;
+                }
                 let done = VolumeChanges {
                     status: op.to.status(),
-                    provider_location: Some(location),
-                    shared_targets: Some(self.driver.capabilities().shared_targets),
-                    service_uuid: Some(self.service_uuid().await?),
-                    ..Default::default()
+                    ..made(location).await?
                 };
                 if self.db.update_volume(&id, &done, creating).await? {
                     tracing::info!(volume = %id, "volume created");

@@ -6,6 +6,7 @@
 
 mod connections;
 mod handlers;
+pub mod images;
 pub mod nova;
 mod recovery;
 mod revert;
@@ -26,6 +27,7 @@ use scoria_drivers::VolumeDriver;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+pub use images::{CacheLimits, CacheSettings, ImageSettings};
 pub use nova::{NovaClient, NovaConfig};
 
 /// Settings of one volume manager.
@@ -43,6 +45,8 @@ pub struct ManagerConfig {
     pub exit_deadline: Duration,
     /// Nova, told when an attached volume grows; `None`: Nova is not told.
     pub nova: Option<Arc<NovaClient>>,
+    /// Glance, the conversion folder and the image-volume cache.
+    pub images: ImageSettings,
 }
 
 /// The worker of one backend.
@@ -54,6 +58,8 @@ pub struct VolumeManager {
     cfg: Arc<ManagerConfig>,
     /// The id of this service's record, read once it exists.
     service_uuid: Arc<tokio::sync::OnceCell<String>>,
+    /// Serialises the image-volume cache's fills and clones.
+    cache_locks: Arc<images::CacheLocks>,
 }
 
 impl VolumeManager {
@@ -65,6 +71,7 @@ impl VolumeManager {
             driver,
             cfg: Arc::new(cfg),
             service_uuid: Arc::default(),
+            cache_locks: Arc::default(),
         }
     }
 

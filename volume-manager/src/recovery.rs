@@ -1,6 +1,7 @@
 //! At start, finish or fail what a previous run of this backend left unfinished.
 
 use scoria_core::events::{Action, Detail};
+use scoria_core::model::admin_keys;
 use scoria_core::rpc::RequestSpec;
 use scoria_core::status::{SnapshotStatus, VolumeStatus};
 use scoria_core::transitions::{snapshot, volume};
@@ -8,6 +9,7 @@ use scoria_core::{RequestContext, Result};
 use scoria_db::{SnapshotChanges, VolumeChanges, VolumeGuard};
 
 use crate::handlers::Failure;
+use crate::images::ImageFailure;
 use crate::VolumeManager;
 
 impl VolumeManager {
@@ -18,6 +20,11 @@ impl VolumeManager {
     pub(crate) async fn recover(&self) -> Result<()> {
         let ctx = RequestContext::internal(RequestContext::new_request_id());
         let backend = self.cfg.backend.as_str();
+        match self.cfg.images.scratch.clean().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "removed temporary image files of an earlier run"),
+            Err(e) => tracing::error!(error = %e, "could not empty the image conversion folder"),
+        }
         let stuck = volume::in_progress();
         for vol in self.db.volumes_in_status(&stuck, Some(backend)).await? {
             let owner = RequestContext {
@@ -25,7 +32,38 @@ impl VolumeManager {
                 ..ctx.clone()
             };
             tracing::info!(volume = %vol.id, status = %vol.status, "recovering interrupted operation");
+            if vol.admin_metadata.contains_key(admin_keys::IMAGE_CACHE)
+                && matches!(
+                    vol.status,
+                    VolumeStatus::Creating | VolumeStatus::Downloading
+                )
+            {
+                // A cache volume half made: nobody waits for it.
+                self.remove_volume(&vol).await?;
+                continue;
+            }
             match vol.status {
+                VolumeStatus::Downloading => {
+                    let image = vol.admin_metadata.get(admin_keys::IMAGE_SOURCE).cloned();
+                    let why = ImageFailure {
+                        detail: Detail::InterruptedByRestart,
+                        text: "the volume service restarted during the copy; delete the volume and create it again".into(),
+                    };
+                    self.fail_image_create(
+                        &owner,
+                        &vol,
+                        image.as_deref().unwrap_or("?"),
+                        &[VolumeStatus::Downloading],
+                        why,
+                    )
+                    .await?
+                }
+                VolumeStatus::Uploading => {
+                    let image = vol.admin_metadata.get(admin_keys::IMAGE_UPLOAD).cloned();
+                    let why = "the volume service restarted during the upload; the image was deleted, upload the volume again";
+                    self.finish_upload(&owner, &vol, image.as_deref().unwrap_or(""), Some(why))
+                        .await?
+                }
                 VolumeStatus::Creating => {
                     // Listed by backend, so placed: the host is always there.
                     if let Some(host) = &vol.host {
