@@ -268,6 +268,7 @@ async fn create(
         provider_location: None,
         admin_metadata: Default::default(),
         metadata,
+        image_metadata: Default::default(),
         created_at: time::now(),
         updated_at: None,
     };
