@@ -288,13 +288,13 @@ def test_kill_during_download_and_upload(server_factory, glance, tmp_path):
     assert "restarted" in failure_message(node, v["id"])
     assert conversion_files(node) == []
 
-    # An upload killed half way: the volume comes back, the image goes.
-    small = make_disk(tmp_path / "up.raw", 40 * MiB, "raw", seed=10)
-    src = node.wait_volume(create_from_image(node, glance, upload_image(
-        glance, small.path, "raw")["id"])["id"])
+    # An upload killed half way (1 GiB through qemu-img to qcow2 takes
+    # seconds): the volume comes back, the image goes.
+    src = node.wait_volume(create_from_image(node, glance, image["id"])["id"], timeout=300)
     name = f"killed-{uuid.uuid4().hex[:6]}"
     node.api("POST", f"/volumes/{src['id']}/action", 202,
              json={"os-volume_upload_image": {"image_name": name, "disk_format": "qcow2"}})
+    assert node.volume(src["id"])["status"] == "uploading"
     node.kill(signal.SIGKILL)
     node.start()
     node.wait_volume(src["id"], "available")

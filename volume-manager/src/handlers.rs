@@ -215,23 +215,18 @@ impl VolumeManager {
                         .fail_image_create(ctx, &vol, image_id, op.in_progress(), why)
                         .await
                 }
-                Ok(image) => match &self.cfg.images.cache {
+                Ok(image) => match self.clone_for_image(ctx, &vol, host, &image).await? {
                     None => Some(image),
-                    Some(cache) => {
-                        return match self
-                            .clone_from_cache(ctx, &vol, host, &image, cache)
-                            .await?
-                        {
-                            Ok(location) => {
-                                let made = made(location).await?;
-                                self.finish_image_create(&vol, &image, op.in_progress(), made)
-                                    .await
-                            }
-                            Err(why) => {
-                                self.fail_image_create(ctx, &vol, image_id, op.in_progress(), why)
-                                    .await
-                            }
-                        }
+                    Some(Ok(location)) => {
+                        let made = made(location).await?;
+                        return self
+                            .finish_image_create(&vol, &image, op.in_progress(), made)
+                            .await;
+                    }
+                    Some(Err(why)) => {
+                        return self
+                            .fail_image_create(ctx, &vol, image_id, op.in_progress(), why)
+                            .await
                     }
                 },
             },

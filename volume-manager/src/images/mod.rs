@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use scoria_core::events::{Action, Detail};
+use scoria_core::host::Host;
 use scoria_core::model::{admin_keys, Volume};
 use scoria_core::rpc::ImageUpload;
 use scoria_core::status::VolumeStatus;
@@ -113,6 +114,59 @@ impl VolumeManager {
             )
             .into()),
         }
+    }
+
+    /// Makes `vol` (in `creating`, placed on `host`) as a clone of a volume
+    /// that already holds `image`: the image's own volume (glance_store's
+    /// `cinder` store, when `allowed_direct_url_schemes` has `cinder`) or
+    /// the image-volume cache's. `None`: the image must be downloaded.
+    pub(crate) async fn clone_for_image(
+        &self,
+        ctx: &RequestContext,
+        vol: &Volume,
+        host: &Host,
+        image: &Image,
+    ) -> Result<Option<std::result::Result<Option<String>, ImageFailure>>> {
+        if let Some(source) = self.image_volume(image).await? {
+            let spec = self.volume_spec(vol).await?;
+            let source_spec = self.volume_spec(&source).await?;
+            tracing::info!(volume = %vol.id, image = %image.id, source = %source.id, "cloning the image's own volume");
+            let outcome = match self.driver.create_cloned_volume(&spec, &source_spec).await {
+                Ok(update) => {
+                    let mut made = spec;
+                    update.apply(&mut made);
+                    Ok(made.provider_location)
+                }
+                Err(e) => {
+                    Err(format!("cloning the image's volume {} failed: {e}", source.id).into())
+                }
+            };
+            return Ok(Some(outcome));
+        }
+        match &self.images().cache {
+            None => Ok(None),
+            Some(cache) => self
+                .clone_from_cache(ctx, vol, host, image, cache)
+                .await
+                .map(Some),
+        }
+    }
+
+    /// The available volume of this backend that holds `image` as
+    /// glance_store's `cinder` store keeps it (`cinder://<volume id>`).
+    async fn image_volume(&self, image: &Image) -> Result<Option<Volume>> {
+        let allowed = &self.images().glance.config().direct_url_schemes;
+        if !allowed.iter().any(|s| s == "cinder") {
+            return Ok(None);
+        }
+        let Some(id) = image.cinder_volume() else {
+            return Ok(None);
+        };
+        let Some(source) = present(self.db.get_volume(&id).await)? else {
+            return Ok(None);
+        };
+        let here = source.backend() == Some(self.cfg.backend.as_str());
+        Ok((here && source.status == VolumeStatus::Available).then_some(source))
     }
 
     /// Writes `image` into the volume `vol` (made by the driver, reading as

@@ -118,6 +118,13 @@ pub(crate) async fn convert(
         cmd.args(["-n", "--target-is-zero"]);
     }
     cmd.arg(src).arg(dst);
+    // SAFETY: only an async-signal-safe prctl runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            die_with_parent();
+            Ok(())
+        });
+    }
     run(cmd, "qemu-img convert").await.map(drop)
 }
 
@@ -135,8 +142,18 @@ fn limit(cmd: &mut Command) {
             };
             set(libc::RLIMIT_AS, INFO_MEMORY_LIMIT);
             set(libc::RLIMIT_CPU, INFO_CPU_SECONDS);
+            die_with_parent();
             Ok(())
         });
+    }
+}
+
+/// In a forked child: be killed when the volume service dies (a `kill -9`
+/// must not leave a conversion running on its own).
+fn die_with_parent() {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and no pointers.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
 }
 
