@@ -136,6 +136,15 @@ pub async fn run(setup: &Setup<'_>) -> Result<ImageFigures> {
     ));
     let disk = files::probe_disk(&disk_dir, &raw_file).await?;
     drop(scratch);
+    progress(&format!(
+        "images: {:.1} MB/s, {}",
+        disk.write.mb_per_s(),
+        if disk.reflink {
+            "reflink"
+        } else {
+            "no reflink"
+        }
+    ));
     progress("images: limit 2, Glance serving the raw image");
     let started = Instant::now();
     let bytes = setup.glance.download(&raw_image).await?;
@@ -143,6 +152,7 @@ pub async fn run(setup: &Setup<'_>) -> Result<ImageFigures> {
         bytes,
         elapsed: started.elapsed(),
     };
+    progress(&format!("images: {:.1} MB/s", glance_serve.mb_per_s()));
 
     let pids = setup.processes.iter().map(|(_, pid)| *pid).collect();
     let sampler = Sampler::start(pids);
@@ -177,21 +187,34 @@ struct Copies {
 async fn copies(setup: &Setup<'_>, raw_image: &str, qcow2_image: &str) -> Result<Copies> {
     progress("images: raw image → volume");
     let (volume, raw_to_volume) = to_volume(setup, raw_image, COPY_POLL).await?;
+    took(raw_to_volume);
     progress("images: qcow2 image → volume");
     let (_, qcow2_to_volume) = to_volume(setup, qcow2_image, COPY_POLL).await?;
+    took(qcow2_to_volume);
     progress("images: raw image → volume again (from the image-volume cache)");
     let (_, cached_create) = to_volume(setup, raw_image, CLONE_POLL).await?;
+    took(cached_create);
     progress("images: volume → raw image");
     let volume_to_raw = to_image(setup, &volume, "raw").await?;
+    took(volume_to_raw);
     progress("images: volume → qcow2 image");
     let volume_to_qcow2 = to_image(setup, &volume, "qcow2").await?;
+    took(volume_to_qcow2);
     Ok(Copies {
         raw_to_volume: Throughput::of_image(raw_to_volume),
         qcow2_to_volume: Throughput::of_image(qcow2_to_volume),
         cached_create,
-        volume_to_raw,
-        volume_to_qcow2,
+        volume_to_raw: Throughput::of_image(volume_to_raw),
+        volume_to_qcow2: Throughput::of_image(volume_to_qcow2),
     })
+}
+
+fn took(elapsed: Duration) {
+    progress(&format!(
+        "images: {:.2} s, {:.1} MB/s",
+        elapsed.as_secs_f64(),
+        Throughput::of_image(elapsed).mb_per_s()
+    ));
 }
 
 /// Makes a Glance image of `file` in `disk_format`; returns its id.
@@ -219,7 +242,7 @@ async fn to_volume(setup: &Setup<'_>, image: &str, poll: Duration) -> Result<(St
 
 /// Uploads `volume` into a new image in `disk_format`, timed from the
 /// request until the volume is available again and the image active.
-async fn to_image(setup: &Setup<'_>, volume: &str, disk_format: &str) -> Result<Throughput> {
+async fn to_image(setup: &Setup<'_>, volume: &str, disk_format: &str) -> Result<Duration> {
     let started = Instant::now();
     let name = format!("scoria-bench-upload-{disk_format}");
     let image = setup
@@ -232,7 +255,7 @@ async fn to_image(setup: &Setup<'_>, volume: &str, disk_format: &str) -> Result<
         .wait_available_within(volume, COPY_POLL, setup.cap)
         .await?;
     setup.glance.wait_active(&image, setup.cap).await?;
-    Ok(Throughput::of_image(started.elapsed()))
+    Ok(started.elapsed())
 }
 
 /// Deletes the cached volumes of the images made and then the images;
