@@ -50,6 +50,9 @@ pub struct Site {
     pub image_conversion_dir: Option<String>,
     /// The internal project and user that own the image-volume cache.
     pub internal_tenant: Option<(String, String)>,
+    /// Whether an attached volume may be uploaded to an image with `force`
+    /// (`enable_force_upload`).
+    pub enable_force_upload: bool,
 }
 
 impl Site {
@@ -82,6 +85,7 @@ impl Site {
             nova: None,
             glance: unconfigured_glance(),
             image_conversion_dir: d.image_conversion_dir.clone(),
+            enable_force_upload: d.enable_force_upload,
             internal_tenant: config
                 .internal_tenant
                 .internal()
@@ -196,6 +200,8 @@ pub fn api_state(db: &Db, bus: &Bus, site: &Site, auth: AuthStrategy) -> ApiStat
             quotas: site.quotas.clone(),
             service_down_time: site.service_down_time,
             rpc_timeout: site.rpc_timeout,
+            glance: site.glance.clone(),
+            enable_force_upload: site.enable_force_upload,
         }),
     }
 }

@@ -5,7 +5,8 @@
 //!   links and body validation;
 //! - `auth`: Keystone token validation, and the project lookup of noauth mode;
 //! - `volumes`: create/list/show/update/delete, the volume actions (parsed
-//!   into one `VolumeAction`), revert, metadata, encryption, the views;
+//!   into one `VolumeAction`), revert, metadata, encryption, images (create
+//!   from an image, image metadata, upload to an image), the views;
 //! - `attach`: the attach workflow with its rollback, and its two front-ends:
 //!   the attachments API and the legacy volume actions;
 //! - `snapshots`;
@@ -30,6 +31,7 @@ use axum::routing::get;
 use axum::Router;
 use scoria_bus::Bus;
 use scoria_db::Db;
+use scoria_glance::Glance;
 
 pub use auth::keystone::{KeystoneAuth, KeystoneConfig, KeystoneOptions};
 pub use http::context::{Ctx, ServiceRoles};
@@ -90,6 +92,12 @@ pub struct ApiConfig {
     pub service_down_time: Duration,
     /// How long a `call` to another service may take (`rpc_response_timeout`).
     pub rpc_timeout: Duration,
+    /// Glance, for volumes made from images and uploaded into them (a client
+    /// that is not configured refuses image requests).
+    pub glance: Arc<Glance>,
+    /// Whether `os-volume_upload_image` may upload an attached volume when
+    /// asked with `force` (`[DEFAULT] enable_force_upload`).
+    pub enable_force_upload: bool,
 }
 
 /// What every handler shares.

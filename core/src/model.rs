@@ -47,6 +47,10 @@ pub struct Volume {
     /// [`admin_keys`]).
     pub admin_metadata: Metadata,
     pub metadata: Metadata,
+    /// What the volume keeps of the Glance image it was made from
+    /// (`volume_image_metadata`); read with the volume, written only through
+    /// the database's image metadata functions.
+    pub image_metadata: Metadata,
     pub created_at: String,
     pub updated_at: Option<String>,
 }

@@ -6,6 +6,7 @@
 
 mod attachments;
 mod image_cache;
+mod image_metadata;
 mod messages;
 pub mod metadata;
 mod query;

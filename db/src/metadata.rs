@@ -111,17 +111,6 @@ impl Db {
         self.get_metadata(kind, id).await
     }
 
-    /// Replaces all of a volume's image metadata.
-    pub async fn replace_volume_image_metadata(
-        &self,
-        volume_id: &str,
-        meta: &Metadata,
-    ) -> Result<()> {
-        self.set_metadata(MetaKind::VolumeImage, volume_id, meta, true)
-            .await
-            .map(drop)
-    }
-
     /// Deletes one key; false when it did not exist.
     pub async fn delete_metadata_key(&self, kind: MetaKind, id: &str, key: &str) -> Result<bool> {
         let (table, owner) = kind.table();

@@ -5,6 +5,7 @@ use scoria_core::status::{SnapshotStatus, VolumeStatus};
 use scoria_core::{time, Error};
 use sqlx::any::AnyRow;
 
+use crate::image_metadata;
 use crate::metadata::{self, load_many, MetaKind};
 use crate::query::{check_marker, Like, LikeKey, Page, SortKey, Sql};
 use crate::{db_err, get_i64, get_opt, get_str, parse, Db, Result};
@@ -118,7 +119,8 @@ fn push_filters(sql: &mut Sql, q: &SnapshotQuery) {
 
 impl Db {
     /// Stores a new snapshot if its volume's status is one of `volume_statuses`
-    /// (checked and written atomically); false when the volume is not.
+    /// (checked and written atomically), with a copy of the volume's image
+    /// metadata; false when the volume is not.
     pub async fn insert_snapshot(
         &self,
         s: &Snapshot,
@@ -164,6 +166,7 @@ impl Db {
         sql.push(", ").bind(s.updated_at.clone()).push(")");
         sql.query().execute(&mut *tx).await.map_err(db_err)?;
         metadata::write(&mut tx, MetaKind::Snapshot, &s.id, &s.metadata, true).await?;
+        image_metadata::copy_to_snapshot(&mut tx, &s.volume_id, &s.id).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }
@@ -240,10 +243,11 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Removes a snapshot and its metadata.
+    /// Removes a snapshot with its metadata and image metadata.
     pub async fn delete_snapshot(&self, id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         metadata::clear(&mut tx, MetaKind::Snapshot, id).await?;
+        metadata::clear(&mut tx, MetaKind::SnapshotImage, id).await?;
         let mut sql = Sql::new("DELETE FROM snapshots WHERE id = ");
         sql.bind(id);
         sql.query().execute(&mut *tx).await.map_err(db_err)?;

@@ -8,6 +8,7 @@ use scoria_core::status::{AttachStatus, VolumeStatus};
 use scoria_core::{time, Error};
 use sqlx::any::AnyRow;
 
+use crate::image_metadata;
 use crate::metadata::{self, MetaKind};
 use crate::query::{check_marker, Like, LikeKey, Page, SortKey, Sql};
 use crate::{db_err, get_i64, get_str, Db, Result};
@@ -25,6 +26,9 @@ pub struct VolumeQuery {
     pub host: Option<String>,
     /// Every pair must be present in the volume's metadata.
     pub metadata: Vec<(String, String)>,
+    /// Every pair must be present in the volume's image metadata
+    /// (`glance_metadata`, 3.4).
+    pub glance_metadata: Vec<(String, String)>,
     /// Substring filters (3.34).
     pub like: Vec<Like>,
     pub page: Page,
@@ -159,6 +163,7 @@ struct VolumeDoc {
     created_at: String,
     updated_at: Option<String>,
     metadata: Metadata,
+    image_metadata: Metadata,
     attachments: Vec<AttachedTo>,
 }
 
@@ -170,6 +175,10 @@ fn select(db: &Db) -> String {
         .dialect
         .json_map("FROM volume_metadata m WHERE m.volume_id = v.id");
     pairs.push(format!("'metadata', {meta}"));
+    let image_meta = db
+        .dialect
+        .json_map("FROM volume_glance_metadata g WHERE g.volume_id = v.id");
+    pairs.push(format!("'image_metadata', {image_meta}"));
     let attached = db.dialect.json_rows(
         "'attachment_id', a.id, 'instance_uuid', a.instance_uuid, \
          'attached_host', a.attached_host, 'mountpoint', a.mountpoint, \
@@ -220,6 +229,7 @@ fn from_row(row: &AnyRow) -> Result<Volume> {
         provider_location: doc.provider_location,
         admin_metadata: serde_json::from_str(&doc.admin_metadata).unwrap_or_default(),
         metadata: doc.metadata,
+        image_metadata: doc.image_metadata,
         created_at: doc.created_at,
         updated_at: doc.updated_at,
     })
@@ -254,11 +264,23 @@ fn push_filters(sql: &mut Sql, q: &VolumeQuery) {
         .bind(v.as_str())
         .push(")");
     }
+    for (k, v) in &q.glance_metadata {
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM volume_glance_metadata gm WHERE gm.volume_id = v.id AND gm.key = ",
+        )
+        .bind(k.as_str())
+        .push(" AND gm.value = ")
+        .bind(v.as_str())
+        .push(")");
+    }
     sql.push_likes("v", &q.like);
 }
 
 impl Db {
-    /// Stores a new volume with its metadata.
+    /// Stores a new volume with its metadata. A volume made from a snapshot
+    /// or a source volume gets the image metadata of that snapshot or volume
+    /// in the same transaction; `v.image_metadata` itself is not written
+    /// (see [`Db::replace_volume_image_metadata`]).
     pub async fn insert_volume(&self, v: &Volume) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let mut sql = Sql::new(
@@ -310,6 +332,7 @@ impl Db {
         sql.push(", ").bind(v.updated_at.clone()).push(")");
         sql.query().execute(&mut *tx).await.map_err(db_err)?;
         metadata::write(&mut tx, MetaKind::Volume, &v.id, &v.metadata, true).await?;
+        image_metadata::copy_to_new_volume(&mut tx, v).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -436,10 +459,11 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Removes a volume with its metadata and attachments.
+    /// Removes a volume with its metadata, image metadata and attachments.
     pub async fn delete_volume(&self, id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         metadata::clear(&mut tx, MetaKind::Volume, id).await?;
+        metadata::clear(&mut tx, MetaKind::VolumeImage, id).await?;
         let mut attachments = Sql::new("DELETE FROM volume_attachments WHERE volume_id = ");
         attachments.bind(id);
         attachments

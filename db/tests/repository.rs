@@ -38,6 +38,7 @@ fn volume(project: &str, name: &str, size: i64) -> Volume {
         provider_location: None,
         admin_metadata: Metadata::new(),
         metadata: Metadata::from([("tier".to_string(), name.to_string())]),
+        image_metadata: Metadata::new(),
         created_at: time::now(),
         updated_at: None,
     }
@@ -157,6 +158,169 @@ async fn delete_guard_respects_snapshots() {
             .insert_snapshot(&again, &[VolumeStatus::Available])
             .await
             .unwrap());
+    })
+    .await;
+}
+
+fn snapshot_of(v: &Volume) -> Snapshot {
+    Snapshot {
+        id: uuid::Uuid::new_v4().to_string(),
+        project_id: v.project_id.clone(),
+        user_id: "u".into(),
+        volume_id: v.id.clone(),
+        name: None,
+        description: None,
+        size: v.size,
+        status: SnapshotStatus::Available,
+        progress: "100%".into(),
+        provider_location: None,
+        metadata: Metadata::new(),
+        created_at: time::now(),
+        updated_at: None,
+    }
+}
+
+#[tokio::test]
+async fn image_metadata_is_kept_copied_filtered_and_removed() {
+    on_both(|db| async move {
+        let image = Metadata::from([
+            ("image_id".to_string(), "i-1".to_string()),
+            ("os_distro".to_string(), "cirros".to_string()),
+        ]);
+        let src = volume("p", "src", 1);
+        db.insert_volume(&src).await.unwrap();
+        assert!(db
+            .get_volume(&src.id)
+            .await
+            .unwrap()
+            .image_metadata
+            .is_empty());
+        db.replace_volume_image_metadata(&src.id, &image)
+            .await
+            .unwrap();
+        // Read with the volume, alone, and in a listing.
+        assert_eq!(db.get_volume(&src.id).await.unwrap().image_metadata, image);
+        assert_eq!(db.volume_image_metadata(&src.id).await.unwrap(), image);
+        // Merge, then unset one key.
+        let more = Metadata::from([
+            ("os_distro".to_string(), "debian".to_string()),
+            ("hw_disk_bus".to_string(), "scsi".to_string()),
+        ]);
+        let all = db.set_volume_image_metadata(&src.id, &more).await.unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all["os_distro"], "debian");
+        assert!(db
+            .unset_volume_image_metadata(&src.id, "hw_disk_bus")
+            .await
+            .unwrap());
+        assert!(!db
+            .unset_volume_image_metadata(&src.id, "hw_disk_bus")
+            .await
+            .unwrap());
+        let kept = db.volume_image_metadata(&src.id).await.unwrap();
+        // Replacing drops keys that are not given.
+        db.replace_volume_image_metadata(&src.id, &image)
+            .await
+            .unwrap();
+        db.set_volume_image_metadata(&src.id, &kept).await.unwrap();
+        assert_eq!(db.volume_image_metadata(&src.id).await.unwrap(), kept);
+
+        // A snapshot copies it; a volume from the snapshot and a clone get it.
+        let snap = snapshot_of(&src);
+        assert!(db
+            .insert_snapshot(&snap, &[VolumeStatus::Available])
+            .await
+            .unwrap());
+        assert_eq!(db.snapshot_image_metadata(&snap.id).await.unwrap(), kept);
+        // Later changes of the volume do not reach the snapshot.
+        db.set_volume_image_metadata(
+            &src.id,
+            &Metadata::from([("late".to_string(), "1".to_string())]),
+        )
+        .await
+        .unwrap();
+        let from_snap = Volume {
+            snapshot_id: Some(snap.id.clone()),
+            ..volume("p", "from-snap", 1)
+        };
+        let clone = Volume {
+            source_volid: Some(src.id.clone()),
+            ..volume("p", "clone", 1)
+        };
+        let plain = volume("p", "plain", 1);
+        for v in [&from_snap, &clone, &plain] {
+            db.insert_volume(v).await.unwrap();
+        }
+        assert_eq!(
+            db.get_volume(&from_snap.id).await.unwrap().image_metadata,
+            kept
+        );
+        let cloned = db.get_volume(&clone.id).await.unwrap().image_metadata;
+        assert_eq!(cloned.get("late").map(String::as_str), Some("1"));
+        assert_eq!(cloned.len(), kept.len() + 1);
+        assert!(db
+            .get_volume(&plain.id)
+            .await
+            .unwrap()
+            .image_metadata
+            .is_empty());
+
+        // The glance_metadata filter: every pair must match.
+        let q = |pairs: &[(&str, &str)]| VolumeQuery {
+            project_id: Some("p".into()),
+            glance_metadata: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        let names = |vols: Vec<Volume>| {
+            let mut n: Vec<String> = vols.into_iter().filter_map(|v| v.name).collect();
+            n.sort();
+            n
+        };
+        let found = db
+            .list_volumes(&q(&[("os_distro", "debian")]))
+            .await
+            .unwrap();
+        assert_eq!(names(found), ["clone", "from-snap", "src"]);
+        let found = db
+            .list_volumes(&q(&[("os_distro", "debian"), ("late", "1")]))
+            .await
+            .unwrap();
+        assert_eq!(names(found), ["clone", "src"]);
+        assert_eq!(db.count_volumes(&q(&[("late", "1")])).await.unwrap().0, 2);
+        assert!(db
+            .list_volumes(&q(&[("os_distro", "cirros")]))
+            .await
+            .unwrap()
+            .is_empty());
+        // A listing reads each volume's own image metadata.
+        let listed = db.list_volumes(&q(&[])).await.unwrap();
+        let of = |name: &str| {
+            listed
+                .iter()
+                .find(|v| v.name.as_deref() == Some(name))
+                .unwrap()
+                .image_metadata
+                .clone()
+        };
+        assert_eq!(of("from-snap"), kept);
+        assert!(of("plain").is_empty());
+
+        // Deleting removes it: a new row with the same id starts clean.
+        db.delete_snapshot(&snap.id).await.unwrap();
+        assert!(db
+            .snapshot_image_metadata(&snap.id)
+            .await
+            .unwrap()
+            .is_empty());
+        db.delete_volume(&clone.id).await.unwrap();
+        assert!(db
+            .volume_image_metadata(&clone.id)
+            .await
+            .unwrap()
+            .is_empty());
     })
     .await;
 }

@@ -16,7 +16,9 @@ Fixtures
   `glance_factory` (module): `glance_factory(name, **options)` starts more
       Glances with GlanceServer's options (`keystone=`,
       `throttle_bytes_per_s=`, `show_image_direct_url=`,
-      `show_multiple_locations=`), stopped after the module.
+      `show_multiple_locations=`, `cinder_store=`, `debug=`), stopped
+      after the module. (test_glance_cinder_store.py starts its Glance with
+      the `cinder` store itself, to register it in the catalog.)
   `glance_keystone` (session): a Glance behind the `keystone` fixture's
       Keystone (keystonemiddleware with the service user `scoria`, Glance's
       default policies), in the catalog as service type `image`. A member's

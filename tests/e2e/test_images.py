@@ -92,9 +92,17 @@ def create_from_image(srv, glance, image_id: str, size: int = 1, name: str | Non
 
 
 def failure_message(srv, volume_id: str) -> str:
-    msgs = [m for m in srv.messages() if m["resource_uuid"] == volume_id]
+    """The user messages about a volume (of any project: the CLI's is not the server's)."""
+    found = srv.api("GET", "/messages?all_tenants=1", 200, microversion="3.3")["messages"]
+    msgs = [m for m in found if m["resource_uuid"] == volume_id]
     assert msgs, f"no user message for volume {volume_id}"
     return " ".join(m["user_message"] for m in msgs)
+
+
+def wait_status(srv, volume_id: str, status: str, timeout: float = 60) -> None:
+    """Waits for a status the volume passes through (wait_volume waits for a settled one)."""
+    wait_for(lambda: srv.volume(volume_id)["status"] == status, timeout=timeout,
+             what=f"volume {volume_id} {status}")
 
 
 def wait_error_with(srv, volume_id: str, *words: str) -> str:
@@ -236,7 +244,7 @@ def test_glance_stopped_during_download(srv, glance, tmp_path):
     glance.set_throttle(8 * MiB)
     try:
         vol = create_from_image(srv, glance, image["id"])
-        srv.wait_volume(vol["id"], "downloading")
+        wait_status(srv, vol["id"], "downloading")
         wait_for(lambda: glance.downloads(image["id"]) >= 1, timeout=30, what="download started")
         glance.stop()
         wait_error_with(srv, vol["id"], "broke off")
@@ -277,7 +285,7 @@ def test_kill_during_download_and_upload(server_factory, glance, tmp_path):
     glance.set_throttle(64 * MiB)
     try:
         vol = create_from_image(node, glance, image["id"], size=1)
-        node.wait_volume(vol["id"], "downloading")
+        wait_status(node, vol["id"], "downloading")
         wait_for(lambda: glance.downloads(image["id"]) >= 1, timeout=30, what="download started")
         time.sleep(1)
         node.kill(signal.SIGKILL)

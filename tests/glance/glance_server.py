@@ -19,6 +19,35 @@ the classic way, `POST /v2/images` then `PUT /v2/images/{id}/file`.
 for, as in Glance's defaults: image data is then reachable only through the
 download API, which the access log counts.
 
+The `cinder` store (`GlanceServer(..., keystone=ks, cinder_store=creds)`):
+glance_store's `cinder` driver as a second store, `cinder1`, made the
+default (`enabled_backends = file1:file, cinder1:cinder`): new images are
+kept in volumes of the block storage service that Keystone's catalog lists
+as `volumev3` (Scoria), one volume `image-<image id>` per image, made and
+owned by the user `creds` (cinder_store_user_name and friends, which makes
+glance_store sign in as that user whoever calls Glance: the volumes belong
+to `creds`' project). The image's location is `cinder://cinder1/<volume
+id>` and its `stores` is `cinder1`. glance_store reads and writes a volume
+through an attachment (attachment create, update with this host's
+connector, os-complete, then the attachment's `connection_info` given to
+os-brick, then attachment delete); Scoria's file driver answers with
+`driver_volume_type: local` and the file's path as `device_path`, which
+os-brick's LocalConnector opens as it is. Root: glance_store's root helper
+is hard-wired to `sudo glance-rootwrap <rootwrap_config>`, but as root
+(these tests are) nothing calls it: oslo.concurrency drops the root helper
+for root, glance_store's temporary_chown has nothing to change (Scoria's
+volume files belong to root too), and os-brick's privileged calls (its
+connector properties, e.g. the NVMe-oF host uuid) go to an oslo.privsep
+daemon that `[privsep_osbrick] helper_command` starts directly (the venv's
+privsep-helper) instead of through sudo, which this machine does not have.
+So there is no rootwrap.conf and no sudo; `rootwrap_config` points at a
+file that does not exist, so that a call through the root helper would
+fail loudly. Needs the `cinder` extra of glance_store (requirements.txt).
+
+`debug=True`: Glance logs at DEBUG, keystoneauth's `REQ: curl …`, `RESP:`
+and `RESP BODY:` lines included (every HTTP request Glance makes: token
+checks and glance_store's calls to the block storage API).
+
 Two modes:
 
   * unauthenticated (the default; `[paste_deploy] flavor` empty): Glance's
@@ -79,7 +108,7 @@ REPO_ROOT = HERE.parents[1]
 DEFAULT_VENV = REPO_ROOT / ".venv-glance"
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "keystone"))
-from keystone_server import KeystoneServer, free_port  # noqa: E402
+from keystone_server import REGION, Credentials, KeystoneServer, free_port  # noqa: E402
 
 # The one store (glance_store's `file` driver), as named in enabled_backends:
 # images show it in their `stores` field.
@@ -88,6 +117,8 @@ STORE = "file1"
 # its worker is killed. A worker thread does not notice a quick shutdown, so
 # without this a throttled download would go on to its end.
 GRACE = 1
+# The `cinder` store, when there is one (the default store then).
+CINDER_STORE = "cinder1"
 # Threads of the one gunicorn worker: requests served at the same time.
 THREADS = 8
 _END_LINE = re.compile(r"^(\S+) (\S+) (\S+) end (\d+) (complete|aborted)$")
@@ -114,12 +145,20 @@ class GlanceServer:
         throttle_bytes_per_s: int = 0,
         show_image_direct_url: bool = False,
         show_multiple_locations: bool = False,
+        cinder_store: Credentials | None = None,
+        cinder_volume_type: str | None = None,
+        debug: bool = False,
     ):
         self.workdir = Path(workdir)
         self.venv = Path(venv)
         self.keystone = keystone
         self.show_image_direct_url = show_image_direct_url
         self.show_multiple_locations = show_multiple_locations
+        if cinder_store is not None and keystone is None:
+            raise ValueError("the cinder store signs in to the Keystone given as keystone=")
+        self.cinder_store = cinder_store
+        self.cinder_volume_type = cinder_volume_type
+        self.debug = debug
         self.port = free_port()
         self.conf = self.workdir / "glance-api.conf"
         self.paste_ini = self.workdir / "glance-api-paste.ini"
@@ -137,6 +176,11 @@ class GlanceServer:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def default_store(self) -> str:
+        """The store new images go to (their `stores` field)."""
+        return CINDER_STORE if self.cinder_store else STORE
+
+    @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -151,7 +195,7 @@ class GlanceServer:
         `GET /versions` answers, raises RuntimeError with the log tail if it
         does not within `timeout` seconds."""
         assert not self.running, "Glance is already running"
-        for d in ("images", "staging", "tasks", "locks"):
+        for d in ("images", "staging", "tasks", "locks", "mnt"):
             (self.workdir / d).mkdir(parents=True, exist_ok=True)
         self._write_conf()
         if not (self.workdir / "glance.sqlite").exists():
@@ -231,6 +275,37 @@ class GlanceServer:
         authtoken = self.keystone.authtoken_section() if self.keystone else ""
         # A deprecated option that warns whenever it is set: only when asked for.
         locations = "show_multiple_locations = true\n" if self.show_multiple_locations else ""
+        # With debug, the HTTP requests Glance makes (keystoneauth's REQ/RESP
+        # lines: glance_store's calls to the block storage API) are logged too.
+        log_levels = (
+            "default_log_levels = keystoneauth=DEBUG, keystonemiddleware=WARN, "
+            "stevedore=WARN, sqlalchemy=WARN, urllib3.connectionpool=WARN, "
+            "routes.middleware=WARN, oslo_policy=INFO, amqp=WARN\n"
+            if self.debug else ""
+        )
+        backends, cinder = "", ""
+        if self.cinder_store:
+            c = self.cinder_store
+            backends = f", {CINDER_STORE}:cinder"
+            volume_type = (f"cinder_volume_type = {self.cinder_volume_type}\n"
+                           if self.cinder_volume_type else "")
+            cinder = f"""
+[{CINDER_STORE}]
+cinder_store_auth_address = {self.keystone.auth_url}
+cinder_store_user_name = {c.username}
+cinder_store_password = {c.password}
+cinder_store_project_name = {c.project_name}
+cinder_store_user_domain_name = {c.user_domain_name}
+cinder_store_project_domain_name = {c.project_domain_name}
+cinder_catalog_info = volumev3::publicURL
+cinder_os_region_name = {REGION}
+cinder_state_transition_timeout = 120
+cinder_mount_point_base = {w / 'mnt'}
+rootwrap_config = {w / 'no-rootwrap.conf'}
+{volume_type}
+[privsep_osbrick]
+helper_command = {self.venv / 'bin' / 'privsep-helper'} --config-file {self.conf}
+"""
         policy = ""
         if not self.keystone:
             # Glance's unauthenticated context says is_admin but has no
@@ -242,18 +317,18 @@ class GlanceServer:
             policy = f"[oslo_policy]\npolicy_file = {policy_file}\n"
         self.conf.write_text(
             f"""[DEFAULT]
-debug = false
-use_stderr = true
+debug = {self.debug}
+{log_levels}use_stderr = true
 show_image_direct_url = {self.show_image_direct_url}
 {locations}enabled_import_methods = []
-enabled_backends = {STORE}:file
+enabled_backends = {STORE}:file{backends}
 
 [glance_store]
-default_backend = {STORE}
+default_backend = {self.default_store}
 
 [{STORE}]
 filesystem_store_datadir = {self.images_dir}
-
+{cinder}
 [os_glance_staging_store]
 filesystem_store_datadir = {w / 'staging'}
 

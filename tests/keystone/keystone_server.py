@@ -15,7 +15,10 @@ use through the REST API:
     (type block-storage) and `cinderv3` (type volumev3), with public,
     internal and admin endpoints in RegionOne;
   * `register_service(name, type, url)`: any other service the same way
-    (Glance's `GlanceServer.register_in(keystone)` uses it for `image`).
+    (Glance's `GlanceServer.register_in(keystone)` uses it for `image`);
+    `public_url(type)` reads a service's public endpoint back;
+  * `add_user(creds, roles)`: more users (e.g. the one whose project keeps
+    the volumes of Glance's `cinder` store).
 
 The Keystone executables come from the venv built by setup_venv.sh
 (.venv-keystone); this module itself only needs `requests`.
@@ -346,6 +349,11 @@ enabled = false
                 "PUT", f"/projects/{project}/users/{user['id']}/roles/{self._role(role)}", 204
             )
 
+    def add_user(self, creds: Credentials, roles: list[str]) -> None:
+        """Creates the user `creds` (the project too, if it is new) with
+        `roles` in its project; e.g. the user of Glance's `cinder` store."""
+        self._user(creds, roles)
+
     def _provision(self) -> None:
         self._project(self.admin.project_name)
         self._role("service")
@@ -382,6 +390,19 @@ enabled = false
                     "enabled": True,
                 }},
             )
+
+    def public_url(self, kind: str) -> str | None:
+        """The public endpoint in the catalog of the service of type `kind`
+        (None when there is none), e.g. to put it back after a test
+        registered another one."""
+        service = self._one("services", type=kind)
+        if service is None:
+            return None
+        for endpoint in self._admin("GET", "/endpoints", 200,
+                                    params={"service_id": service["id"]})["endpoints"]:
+            if endpoint["interface"] == "public":
+                return endpoint["url"]
+        return None
 
     def authtoken_section(self, token_cache_time: int | None = None) -> str:
         """Scoria's `[keystone_authtoken]` section for this Keystone."""

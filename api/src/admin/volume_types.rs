@@ -60,7 +60,8 @@ fn type_not_found(id: &str) -> ApiError {
     )))
 }
 
-fn visible_specs(is_admin: bool, specs: &Metadata) -> Metadata {
+/// The extra specs of a type the caller may see.
+pub(crate) fn visible_specs(is_admin: bool, specs: &Metadata) -> Metadata {
     specs
         .iter()
         .filter(|(k, _)| is_admin || USER_VISIBLE_SPECS.contains(&k.as_str()))

@@ -59,6 +59,19 @@ impl Ctx {
         }
     }
 
+    /// Fails with 403 unless the caller may do what policy `rule` guards: a
+    /// change by a member or an administrator (the central write policy,
+    /// named for the operation).
+    pub fn authorize(&self, rule: &str) -> Result<(), ApiError> {
+        if self.rc.is_admin || may_write(&Method::POST, &self.rc.roles) {
+            Ok(())
+        } else {
+            Err(ApiError(Error::Forbidden(format!(
+                "Policy doesn't allow {rule} to be performed."
+            ))))
+        }
+    }
+
     /// Fails with 404 (Cinder's behaviour) unless the caller may see a resource of `project_id`.
     pub fn check_project(&self, project_id: &str, kind: &str, id: &str) -> Result<(), ApiError> {
         if self.rc.is_admin || self.rc.project_id == project_id {

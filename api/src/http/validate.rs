@@ -183,9 +183,113 @@ pub fn metadata_filter(text: &str) -> ApiResult<Vec<(String, String)>> {
         .collect())
 }
 
+/// A JSON value as Python's `repr` writes it: Cinder's validation messages
+/// quote the values they refuse this way (`'abc'`, `{'k': 1}`, `True`).
+pub fn py_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => {
+            let quote = if s.contains('\'') && !s.contains('"') {
+                '"'
+            } else {
+                '\''
+            };
+            let mut out = String::from(quote);
+            for c in s.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\t' => out.push_str("\\t"),
+                    c if c == quote => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push(quote);
+            out
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(py_repr).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(m) => {
+            let items: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}: {}", py_repr(&Value::String(k.clone())), py_repr(v)))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+    }
+}
+
+/// A JSON value as Python's `str` writes it: strings bare, the rest as
+/// [`py_repr`].
+pub fn py_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => py_repr(other),
+    }
+}
+
+/// The 400 of a body that fails Cinder's JSON schema, worded as Cinder words
+/// it: the field (the last step of the path to the refused value), that
+/// value, and why.
+pub fn schema_error(field: &str, value: &Value, why: impl std::fmt::Display) -> ApiError {
+    bad_request(format!(
+        "Invalid input for field/attribute {field}. Value: {}. {why}",
+        py_str(value)
+    ))
+}
+
+/// The schema message of a value that is not of JSON type `types` (e.g.
+/// `'object'`, `'boolean', 'string'`).
+pub fn not_of_type(v: &Value, types: &str) -> String {
+    format!("{} is not of type {types}", py_repr(v))
+}
+
+/// Fails, as Cinder's schema does, when object `m` (the value of `field`)
+/// has keys outside `allowed`.
+pub fn no_other_properties(field: &str, m: &Map<String, Value>, allowed: &[&str]) -> ApiResult<()> {
+    let extra: Vec<String> = m
+        .keys()
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .map(|k| py_repr(&Value::String(k.clone())))
+        .collect();
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let verb = if extra.len() == 1 { "was" } else { "were" };
+    Err(schema_error(
+        field,
+        &Value::Object(m.clone()),
+        format!(
+            "Additional properties are not allowed ({} {verb} unexpected)",
+            extra.join(", ")
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::metadata_filter;
+    use serde_json::json;
+
+    use super::{metadata_filter, py_repr, py_str};
+
+    #[test]
+    fn python_renderings() {
+        assert_eq!(py_repr(&json!("a'b")), "\"a'b\"");
+        assert_eq!(
+            py_repr(&json!({"k": [1, true, null]})),
+            "{'k': [1, True, None]}"
+        );
+        assert_eq!(py_str(&json!("x")), "x");
+        assert_eq!(py_str(&json!({})), "{}");
+    }
 
     #[test]
     fn metadata_filter_forms() {

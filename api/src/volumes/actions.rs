@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use scoria_core::model::{Connector, Volume, VOLUME_BINARY};
+use scoria_core::model::{Connector, Metadata, Volume, VOLUME_BINARY};
 use scoria_core::rpc::{volume_topic, VolumeRequest};
 use scoria_core::stats::StatsReport;
 use scoria_core::status::{AttachStatus, VolumeStatus};
@@ -20,6 +20,7 @@ use crate::http::extract::JsonBody;
 use crate::http::fault::{bad_request, ApiError, ApiResult};
 use crate::http::validate;
 use crate::volumes::crud::{start_delete, visible_volume, IdPath};
+use crate::volumes::images::{self, UploadArgs};
 use crate::volumes::revert;
 use crate::ApiState;
 
@@ -59,6 +60,16 @@ pub(crate) enum VolumeAction {
     },
     /// `os-force_detach` (administrators).
     ForceDetach(ForceDetachArgs),
+    /// `os-set_image_metadata`: merge into the volume's image metadata.
+    SetImageMetadata(Metadata),
+    /// `os-unset_image_metadata`: remove one key of it.
+    UnsetImageMetadata {
+        key: String,
+    },
+    /// `os-show_image_metadata` (its argument is ignored).
+    ShowImageMetadata,
+    /// `os-volume_upload_image`: upload the volume into a new Glance image.
+    UploadImage(UploadArgs),
 }
 
 /// The statuses `os-reset_status` sets.
@@ -117,6 +128,12 @@ impl VolumeAction {
                 ctx.require_admin("volume_extension:volume_admin_actions:force_detach")?;
                 VolumeAction::ForceDetach(ForceDetachArgs::parse(arg)?)
             }
+            "os-set_image_metadata" => VolumeAction::SetImageMetadata(images::parse_set(arg)?),
+            "os-unset_image_metadata" => VolumeAction::UnsetImageMetadata {
+                key: images::parse_unset(arg)?,
+            },
+            "os-show_image_metadata" => VolumeAction::ShowImageMetadata,
+            "os-volume_upload_image" => VolumeAction::UploadImage(UploadArgs::parse(ctx, arg)?),
             other => return Err(validate::no_such_action(other)),
         })
     }
@@ -156,6 +173,16 @@ async fn action(
             legacy::detach(state, ctx, id, attachment_id).await
         }
         VolumeAction::ForceDetach(args) => legacy::force_detach(state, ctx, id, args).await,
+        VolumeAction::SetImageMetadata(meta) => {
+            return images::set_image_metadata(state, ctx, id, meta).await
+        }
+        VolumeAction::UnsetImageMetadata { key } => {
+            return images::unset_image_metadata(state, ctx, id, key).await
+        }
+        VolumeAction::ShowImageMetadata => {
+            return images::show_image_metadata(state, ctx, id).await
+        }
+        VolumeAction::UploadImage(args) => return images::upload(state, ctx, id, args).await,
     };
     status.map(|_| StatusCode::ACCEPTED.into_response())
 }

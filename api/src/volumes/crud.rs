@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use scoria_core::model::{Volume, DEFAULT_TYPE_NAME};
+use scoria_core::model::{admin_keys, Volume, DEFAULT_TYPE_NAME};
 use scoria_core::rpc::{
     volume_topic, RequestSpec, SchedulerRequest, VolumeRequest, SCHEDULER_TOPIC,
 };
@@ -22,7 +22,7 @@ use crate::http::fault::{bad_request, ApiError, ApiResult};
 use crate::http::paging::View;
 use crate::http::validate::{self, MAX_TEXT};
 use crate::http::{list_filters, paging};
-use crate::volumes::views;
+use crate::volumes::{images, views};
 use crate::ApiState;
 
 #[derive(Deserialize)]
@@ -61,6 +61,8 @@ struct Source {
     zone: String,
     /// Where its data is (`host@backend`).
     backend: Option<String>,
+    /// Whether the volume it copies is bootable (the new volume is too).
+    bootable: bool,
 }
 
 async fn source_of(
@@ -82,6 +84,7 @@ async fn source_of(
         return Ok(Some(Source {
             size: snap.size,
             backend: vol.backend().map(str::to_string),
+            bootable: vol.bootable,
             type_id: vol.volume_type_id,
             zone: vol.availability_zone,
         }));
@@ -97,6 +100,7 @@ async fn source_of(
         return Ok(Some(Source {
             size: vol.size,
             backend: vol.backend().map(str::to_string),
+            bootable: vol.bootable,
             type_id: vol.volume_type_id,
             zone: vol.availability_zone,
         }));
@@ -150,6 +154,9 @@ const UPDATE_KEYS: &[&str] = &[
     "metadata",
 ];
 
+/// The first microversion with the `glance_metadata` list filter.
+const GLANCE_METADATA_FILTER_VERSION: u32 = 4;
+
 /// The first microversion with strict volume create and update bodies.
 const STRICT_SCHEMA_VERSION: u32 = 53;
 
@@ -177,8 +184,6 @@ async fn create(
     let outer = ["volume", "OS-SCH-HNT:scheduler_hints"];
     let m = volume_object(&ctx, &body, &outer, CREATE_KEYS)?;
     for unsupported in [
-        "imageRef",
-        "image_id",
         "backup_id",
         "consistencygroup_id",
         "group_id",
@@ -199,9 +204,19 @@ async fn create(
     let description = first_of(m, ["description", "display_description"])?;
     let snapshot_id = validate::opt_id(m, "snapshot_id")?;
     let source_volid = validate::opt_id(m, "source_volid")?;
-    if snapshot_id.is_some() && source_volid.is_some() {
+    // `image_id` is another name of `imageRef`, and wins.
+    let image_ref = match validate::opt_string(m, "image_id", MAX_TEXT)? {
+        Some(r) => Some(r),
+        None => validate::opt_string(m, "imageRef", MAX_TEXT)?,
+    };
+    let sources = [
+        snapshot_id.is_some(),
+        source_volid.is_some(),
+        image_ref.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() > 1 {
         return Err(bad_request(
-            "Invalid input received: give either snapshot_id or source_volid, not both.",
+            "Invalid input received: May specify only one of backup, imageRef, snapshot, source volume",
         ));
     }
     let metadata = match m.get("metadata").filter(|v| !v.is_null()) {
@@ -209,6 +224,13 @@ async fn create(
         None => Default::default(),
     };
     let source = source_of(&state, &ctx, &snapshot_id, &source_volid).await?;
+    let image = match &image_ref {
+        Some(r) => {
+            ctx.authorize(images::CREATE_FROM_IMAGE_POLICY)?;
+            Some(images::resolve(&state, &ctx, r).await?)
+        }
+        None => None,
+    };
     let size =
         match (m.get("size").filter(|v| !v.is_null()), &source) {
             (Some(v), _) => validate::size("size", v)?,
@@ -217,6 +239,9 @@ async fn create(
                 "Invalid input received: Volume size 'None' must be an integer and greater than 0.",
             )),
         };
+    if let Some(image) = &image {
+        images::check_source_image(image, size)?;
+    }
     if let Some(src) = &source {
         if size < src.size {
             return Err(bad_request(format!(
@@ -233,7 +258,10 @@ async fn create(
                 type_id: Some(id), ..
             }),
         ) => state.db.get_volume_type(id).await?,
-        _ => state.db.find_volume_type(DEFAULT_TYPE_NAME).await?,
+        _ => match image.as_ref().and_then(images::image_volume_type) {
+            Some(t) => state.db.find_volume_type(&t).await?,
+            None => state.db.find_volume_type(DEFAULT_TYPE_NAME).await?,
+        },
     };
     let zone = match (
         validate::opt_string(m, "availability_zone", MAX_TEXT)?,
@@ -260,14 +288,18 @@ async fn create(
         volume_type_name: Some(volume_type.name.clone()),
         snapshot_id,
         source_volid,
-        bootable: false,
+        bootable: source.as_ref().is_some_and(|s| s.bootable),
         multiattach: volume_type.multiattach(),
         shared_targets: false,
         service_uuid: None,
         attachments: Vec::new(),
         provider_location: None,
-        admin_metadata: Default::default(),
+        admin_metadata: image
+            .iter()
+            .map(|i| (admin_keys::IMAGE_SOURCE.to_string(), i.id.clone()))
+            .collect(),
         metadata,
+        image_metadata: Default::default(),
         created_at: time::now(),
         updated_at: None,
     };
@@ -295,7 +327,7 @@ async fn create(
             vol.id
         ))));
     }
-    tracing::info!(volume = %vol.id, size, "volume accepted");
+    tracing::info!(volume = %vol.id, size, image = ?image.as_ref().map(|i| &i.id), "volume accepted");
     let body = views::VolumeBody {
         volume: views::volume_detail(&ctx, &vol, false),
     };
@@ -342,6 +374,15 @@ fn query(ctx: &Ctx, params: &Params) -> ApiResult<VolumeQuery> {
     }
     if let Some(meta) = params.get("metadata") {
         q.metadata = validate::metadata_filter(meta)?;
+    }
+    // From 3.4; like Cinder, only for those who may filter by it (the
+    // resource filters do not list it: administrators).
+    let may_filter_images =
+        ctx.rc.is_admin || list_filters::filters_of("volume").contains(&"glance_metadata");
+    if let Some(meta) = params.get("glance_metadata") {
+        if ctx.version.at_least(GLANCE_METADATA_FILTER_VERSION) && may_filter_images {
+            q.glance_metadata = validate::metadata_filter(meta)?;
+        }
     }
     Ok(q)
 }

@@ -1,9 +1,11 @@
 //! The volumes family: create/list/show/update/delete, the volume actions,
-//! revert to a snapshot, metadata, encryption metadata and the JSON views.
+//! revert to a snapshot, metadata, encryption metadata, images (create from
+//! an image, image metadata, upload to an image) and the JSON views.
 
 pub mod actions;
 pub mod crud;
 pub mod encryption;
+pub mod images;
 pub mod metadata;
 pub mod revert;
 pub mod views;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use scoria_core::host::Host;
-use scoria_core::model::Volume;
+use scoria_core::model::{Metadata, Volume};
 use serde::Serialize;
 
 use crate::http::context::Ctx;
@@ -83,6 +83,9 @@ pub struct VolumeDetail<'a> {
         skip_serializing_if = "Option::is_none"
     )]
     name_id: Option<Null>,
+    /// Shown on show and list only, and only when the volume has some.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volume_image_metadata: Option<&'a Metadata>,
 }
 
 /// An attachment as a volume lists it (only `attached` ones); `id` is the
@@ -99,8 +102,9 @@ pub struct AttachmentRef<'a> {
     attached_at: Option<&'a str>,
 }
 
-/// The detail view; `extended` adds the `os-vol-*` attributes shown on
-/// show and list (not on create and update responses).
+/// The detail view; `extended` adds the `os-vol-*` attributes and the
+/// `volume_image_metadata` shown on show and list (not on create and update
+/// responses).
 pub fn volume_detail<'a>(ctx: &Ctx, v: &'a Volume, extended: bool) -> VolumeDetail<'a> {
     let admin = ctx.rc.is_admin;
     let when = |cond: bool| cond.then_some(None);
@@ -166,6 +170,8 @@ pub fn volume_detail<'a>(ctx: &Ctx, v: &'a Volume, extended: bool) -> VolumeDeta
         host: (extended && admin).then_some(v.host.as_ref().map(Host::as_str)),
         migstat: when(extended && admin),
         name_id: when(extended && admin),
+        volume_image_metadata: (extended && !v.image_metadata.is_empty())
+            .then_some(&v.image_metadata),
     }
 }
 
@@ -173,4 +179,66 @@ pub fn volume_detail<'a>(ctx: &Ctx, v: &'a Volume, extended: bool) -> VolumeDeta
 #[derive(Debug, Serialize)]
 pub struct VolumeBody<'a> {
     pub volume: VolumeDetail<'a>,
+}
+
+#[cfg(test)]
+mod tests {
+    use scoria_core::status::{AttachStatus, VolumeStatus};
+    use serde_json::Value;
+
+    use super::*;
+
+    fn vol(image_metadata: Metadata) -> Volume {
+        Volume {
+            id: "v1".into(),
+            project_id: "p1".into(),
+            user_id: "u".into(),
+            name: None,
+            description: None,
+            size: 1,
+            status: VolumeStatus::Available,
+            previous_status: None,
+            attach_status: AttachStatus::Detached,
+            host: None,
+            availability_zone: "nova".into(),
+            volume_type_id: None,
+            volume_type_name: None,
+            snapshot_id: None,
+            source_volid: None,
+            bootable: true,
+            multiattach: false,
+            shared_targets: false,
+            service_uuid: None,
+            attachments: Vec::new(),
+            provider_location: None,
+            admin_metadata: Metadata::new(),
+            metadata: Metadata::new(),
+            image_metadata,
+            created_at: "2026-01-01T00:00:00.000000".into(),
+            updated_at: None,
+        }
+    }
+
+    fn json(ctx: &Ctx, v: &Volume, extended: bool) -> Value {
+        serde_json::to_value(volume_detail(ctx, v, extended)).unwrap()
+    }
+
+    #[test]
+    fn image_metadata_only_on_show_and_list_and_only_when_present() {
+        let ctx = Ctx::for_test(false, 0);
+        let image = Metadata::from([("image_id".to_string(), "i1".to_string())]);
+        let with = vol(image);
+        assert_eq!(
+            json(&ctx, &with, true)["volume_image_metadata"]["image_id"],
+            "i1"
+        );
+        assert_eq!(json(&ctx, &with, true)["bootable"], "true");
+        assert!(json(&ctx, &with, false)
+            .get("volume_image_metadata")
+            .is_none());
+        let without = vol(Metadata::new());
+        assert!(json(&ctx, &without, true)
+            .get("volume_image_metadata")
+            .is_none());
+    }
 }

@@ -362,6 +362,7 @@ impl VolumeDriver for FileDriver {
                 .initialize_connection(volume, &file.path, export)
                 .await;
         }
+        restore_length(&file.path, volume.size).await?;
         let data = [
             ("device_path", file.path.display().to_string()),
             ("volume_id", file.id),
@@ -384,7 +385,13 @@ impl VolumeDriver for FileDriver {
         validate_id(&volume.id)?;
         match &self.iscsi {
             Some(iscsi) => iscsi.terminate_connection(volume, attachment_id).await,
-            None => Ok(()),
+            None => {
+                let file = self.volume_file(&volume.id)?;
+                match restore_length(&file.path, volume.size).await {
+                    Err(DriverError::Io(e)) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    other => other,
+                }
+            }
         }
     }
 
@@ -401,6 +408,23 @@ impl VolumeDriver for FileDriver {
     fn data_access(&self) -> DataAccess<'_> {
         DataAccess::Bytes(self)
     }
+}
+
+/// Gives a volume file that a host truncated its full length again: a host
+/// writing through a `local` connection opens the file as it would a block
+/// device, and some (glance_store's `cinder` store) open it with truncation.
+async fn restore_length(path: &Path, size_gib: i64) -> DriverResult<()> {
+    let len = size_bytes(size_gib)?;
+    let path = path.to_path_buf();
+    blocking(move || {
+        let f = OpenOptions::new().write(true).open(&path)?;
+        if f.metadata()?.len() < len {
+            tracing::warn!(path = %path.display(), "volume file was truncated through a local connection; restoring its length");
+            f.set_len(len)?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// The volume files' bytes, read and written in place.

@@ -145,6 +145,7 @@ fn write_sparse(file: &std::fs::File, buf: &[u8], at: u64) -> io::Result<()> {
 }
 
 fn is_zero(block: &[u8]) -> bool {
+    // SAFETY: every bit pattern of eight bytes is a valid u64.
     let (head, words, tail) = unsafe { block.align_to::<u64>() };
     head.iter().all(|b| *b == 0) && words.iter().all(|w| *w == 0) && tail.iter().all(|b| *b == 0)
 }
