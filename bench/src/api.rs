@@ -32,10 +32,7 @@ impl Api {
     /// A client for the API at `root` (e.g. `http://127.0.0.1:8776`, a
     /// trailing `/v3` is accepted); anything but a loopback address is refused.
     pub fn new(root: &str) -> Result<Api> {
-        let url = Url::parse(root).with_context(|| format!("'{root}' is not a URL"))?;
-        if !matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")) {
-            bail!("the benchmark only sends traffic to loopback; '{root}' is not");
-        }
+        check_loopback(root)?;
         let mut headers = HeaderMap::new();
         headers.insert("x-auth-token", HeaderValue::from_static(TOKEN));
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -99,10 +96,21 @@ impl Api {
 
     /// Creates a 1 GiB volume and returns its id.
     pub async fn create(&self) -> Result<String> {
+        self.create_volume(json!({"volume": {"size": 1}})).await
+    }
+
+    /// Creates a 1 GiB volume filled from the Glance image `image_id` and
+    /// returns its id.
+    pub async fn create_from_image(&self, image_id: &str) -> Result<String> {
+        self.create_volume(json!({"volume": {"size": 1, "imageRef": image_id}}))
+            .await
+    }
+
+    async fn create_volume(&self, body: Value) -> Result<String> {
         let resp = self
             .http
             .post(self.url("/volumes"))
-            .json(&json!({"volume": {"size": 1}}))
+            .json(&body)
             .send()
             .await?;
         let status = resp.status();
@@ -119,19 +127,83 @@ impl Api {
     /// Polls a volume every 2 ms until it is available; fails when it goes
     /// to an error status or takes longer than a minute.
     pub async fn wait_available(&self, id: &str) -> Result<()> {
-        let deadline = Instant::now() + VOLUME_TIMEOUT;
+        self.wait_available_within(id, POLL_EVERY, VOLUME_TIMEOUT)
+            .await
+    }
+
+    /// Polls a volume every `poll` until it is available; fails when it goes
+    /// to an error status or takes longer than `limit`.
+    pub async fn wait_available_within(
+        &self,
+        id: &str,
+        poll: Duration,
+        limit: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + limit;
         loop {
-            tokio::time::sleep(POLL_EVERY).await;
+            tokio::time::sleep(poll).await;
             let body = self.get_json(&format!("/volumes/{id}")).await?;
             match body["volume"]["status"].as_str() {
                 Some("available") => return Ok(()),
                 Some(s) if s.starts_with("error") => bail!("volume {id} went to {s}"),
                 s if Instant::now() > deadline => {
-                    bail!("volume {id} still {s:?} after {VOLUME_TIMEOUT:?}")
+                    bail!("volume {id} still {s:?} after {limit:?}")
                 }
                 _ => {}
             }
         }
+    }
+
+    /// `os-volume_upload_image`: uploads a volume into a new Glance image
+    /// named `name` in `disk_format` (container `bare`), expecting 202;
+    /// returns the image's id. The volume is `uploading` until it is done.
+    pub async fn upload_to_image(
+        &self,
+        volume_id: &str,
+        name: &str,
+        disk_format: &str,
+    ) -> Result<String> {
+        let path = format!("/volumes/{volume_id}/action");
+        let body = json!({"os-volume_upload_image": {
+            "image_name": name,
+            "disk_format": disk_format,
+            "container_format": "bare",
+            "force": false,
+        }});
+        let resp = self.http.post(self.url(&path)).json(&body).send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if status != StatusCode::ACCEPTED {
+            bail!("POST {path} os-volume_upload_image: {status}: {text}");
+        }
+        let body: Value = serde_json::from_str(&text)
+            .with_context(|| format!("os-volume_upload_image: not JSON: {text}"))?;
+        body["os-volume_upload_image"]["image_id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("os-volume_upload_image: no image_id in {text}"))
+    }
+
+    /// The ids of the volumes of every project named `name` (an
+    /// administrator's `all_tenants` listing).
+    pub async fn volumes_named(&self, name: &str) -> Result<Vec<String>> {
+        let resp = self
+            .http
+            .get(self.url("/volumes"))
+            .query(&[("all_tenants", "1"), ("name", name)])
+            .send()
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!("GET /volumes?all_tenants=1&name={name}: {status}");
+        }
+        let body: Value = resp.json().await?;
+        let volumes = body["volumes"].as_array().cloned().unwrap_or_default();
+        Ok(volumes
+            .iter()
+            .filter(|v| v["name"] == name)
+            .filter_map(|v| v["id"].as_str().map(str::to_string))
+            .collect())
     }
 
     /// `POST /attachments` for `volume_id` with this host's connector,
@@ -225,4 +297,13 @@ impl Api {
         }
         bail!("volume {id} still present {VOLUME_TIMEOUT:?} after DELETE")
     }
+}
+
+/// Fails unless `root` is a URL on the loopback interface.
+pub fn check_loopback(root: &str) -> Result<()> {
+    let url = Url::parse(root).with_context(|| format!("'{root}' is not a URL"))?;
+    if !matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")) {
+        bail!("the benchmark only sends traffic to loopback; '{root}' is not");
+    }
+    Ok(())
 }

@@ -29,6 +29,11 @@ pub struct Volumes {
 }
 
 impl Volumes {
+    /// Records a volume made outside the create phases, for the clean-up.
+    pub fn record_created(&self, id: &str) {
+        self.created.lock().unwrap().push(id.to_string());
+    }
+
     fn available(&self) -> Vec<String> {
         self.available.lock().unwrap().clone()
     }

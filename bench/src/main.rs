@@ -1,10 +1,13 @@
 //! `scoria-bench`: measures a Scoria service — create→available latency and
 //! create throughput, show and list requests per second, attach cycle latency
-//! and cycles per second, and the memory of every Scoria process — as an
-//! all-in-one, as a deployment (PostgreSQL, RabbitMQ, separate
+//! and cycles per second, the memory of every Scoria process, and with a
+//! Glance image→volume and volume→image throughput next to this machine's
+//! limits — as an all-in-one, as a deployment (PostgreSQL, RabbitMQ, separate
 //! api/scheduler/volume processes) or at a running endpoint.
 
 mod api;
+mod glance;
+mod images;
 mod load;
 mod report;
 mod rss;
@@ -18,6 +21,7 @@ use anyhow::{anyhow, Result};
 use clap::{Parser, ValueEnum};
 
 use api::Api;
+use glance::Glance;
 use load::Volumes;
 use report::{ProcessMemory, Report};
 use target::Target;
@@ -64,7 +68,7 @@ struct Args {
     /// Seconds each requests-per-second phase and each attach phase runs.
     #[arg(long, default_value_t = 10)]
     rate_seconds: u64,
-    /// Upper bound on each create phase and on the clean-up, in seconds.
+    /// Upper bound on each create phase, each image copy and the clean-up, in seconds.
     #[arg(long, default_value_t = 300)]
     phase_timeout: u64,
     /// Keep the volumes (and, with --mode, the data directory, database and vhost).
@@ -73,6 +77,30 @@ struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// A Glance for the image phase (unauthenticated, on loopback), e.g.
+    /// http://127.0.0.1:9292. With --mode, Scoria is configured to use it,
+    /// with the image-volume cache on.
+    #[arg(long)]
+    glance: Option<String>,
+    /// With --mode: keep the volumes in a new folder under this one (e.g. on
+    /// a reflink XFS). With --endpoint: the folder of its volumes, where the
+    /// disk-write limit is measured (default: the system temporary folder).
+    #[arg(long)]
+    volumes_dir: Option<PathBuf>,
+    /// The phases to run, comma-separated [default: volumes, and images
+    /// when --glance is given].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    phases: Vec<PhaseSet>,
+}
+
+/// A group of phases.
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum PhaseSet {
+    /// Creates, show and list rates, attach cycles.
+    Volumes,
+    /// Image→volume and volume→image against this machine's limits, the
+    /// cached create, the volume process's memory during the copies (needs --glance).
+    Images,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -93,11 +121,38 @@ impl Args {
     }
 
     async fn target(&self) -> Result<Target> {
+        let options = target::Options {
+            glance: self.glance.clone(),
+            volumes_dir: self.volumes_dir.clone(),
+        };
         match (self.mode, &self.endpoint) {
-            (Some(Mode::AllInOne), _) => Target::all_in_one(&self.scoria_bin).await,
-            (Some(Mode::Deployment), _) => Target::deployment(&self.scoria_bin).await,
-            (None, Some(root)) => Ok(Target::endpoint(root, &self.pid)),
+            (Some(Mode::AllInOne), _) => Target::all_in_one(&self.scoria_bin, &options).await,
+            (Some(Mode::Deployment), _) => Target::deployment(&self.scoria_bin, &options).await,
+            (None, Some(root)) => Ok(Target::endpoint(
+                root,
+                &self.pid,
+                self.volumes_dir.as_deref(),
+            )),
             (None, None) => Err(anyhow!("give --mode or --endpoint")),
+        }
+    }
+
+    /// Whether to run `phases` (see `--phases`).
+    fn runs(&self, phases: PhaseSet) -> bool {
+        if self.phases.is_empty() {
+            phases == PhaseSet::Volumes || self.glance.is_some()
+        } else {
+            self.phases.contains(&phases)
+        }
+    }
+
+    /// The Glance client, when --glance is given; fails when the image
+    /// phase is asked for without it.
+    fn glance(&self) -> Result<Option<Glance>> {
+        match &self.glance {
+            Some(root) => Ok(Some(Glance::new(root)?)),
+            None if self.runs(PhaseSet::Images) => Err(anyhow!("--phases images needs --glance")),
+            None => Ok(None),
         }
     }
 }
@@ -109,6 +164,7 @@ fn progress(what: &str) {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    args.glance()?;
     progress(&format!("starting ({})", args.mode_name()));
     let mut target = args.target().await?;
     let measured = run(&args, &mut target).await;
@@ -125,13 +181,18 @@ async fn main() -> Result<()> {
 /// Measures the target, stopping early on Ctrl-C, then deletes the volumes created unless --keep.
 async fn run(args: &Args, target: &mut Target) -> Result<Report> {
     let api = Api::new(&target.root)?;
+    let glance = args.glance()?;
     let volumes = Arc::new(Volumes::default());
+    let made = images::Made::default();
     let measured = tokio::select! {
-        r = measure(args, target, &api, &volumes) => r,
+        r = measure(args, target, &api, glance.as_ref(), &volumes, &made) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
     };
     if !args.keep {
         clean_up(&api, &volumes, args).await;
+        if let Some(glance) = &glance {
+            images::clean_up(&api, glance, &made).await;
+        }
     }
     measured
 }
@@ -141,12 +202,53 @@ async fn measure(
     args: &Args,
     target: &mut Target,
     api: &Api,
+    glance: Option<&Glance>,
     volumes: &Arc<Volumes>,
+    made: &images::Made,
 ) -> Result<Report> {
     progress(&format!("waiting for {} to be ready", api.root()));
     target.wait_ready(api).await?;
     let at_rest = memory_of(target)?;
     let cap = Duration::from_secs(args.phase_timeout);
+    let phases = if args.runs(PhaseSet::Volumes) {
+        volume_phases(args, api, volumes, cap).await?
+    } else {
+        Vec::new()
+    };
+    let images = match glance.filter(|_| args.runs(PhaseSet::Images)) {
+        Some(glance) => {
+            let setup = images::Setup {
+                api,
+                glance,
+                volumes,
+                made,
+                volumes_dir: target.volumes_dir.as_deref(),
+                processes: &target.processes,
+                cap,
+            };
+            Some(images::run(&setup).await?)
+        }
+        None => None,
+    };
+    let memory = memory_report(target, at_rest)?;
+    Ok(Report {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        mode: args.mode_name().to_string(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        endpoint: api.root().to_string(),
+        phases,
+        memory,
+        images,
+    })
+}
+
+/// Creates, show and list rates, attach cycles.
+async fn volume_phases(
+    args: &Args,
+    api: &Api,
+    volumes: &Arc<Volumes>,
+    cap: Duration,
+) -> Result<Vec<load::Phase>> {
     let mut phases = Vec::new();
     for (concurrency, count) in [
         (1, args.volumes_c1),
@@ -172,15 +274,7 @@ async fn measure(
         ));
         phases.push(load::attach(api, volumes, concurrency, rate).await?);
     }
-    let memory = memory_report(target, at_rest)?;
-    Ok(Report {
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        mode: args.mode_name().to_string(),
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        endpoint: api.root().to_string(),
-        phases,
-        memory,
-    })
+    Ok(phases)
 }
 
 /// Pairs each process's memory at rest with its memory now.

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::images::ImageFigures;
 use crate::load::Phase;
 use crate::rss::Memory;
 
@@ -21,6 +22,8 @@ pub struct Report {
     pub endpoint: String,
     pub phases: Vec<Phase>,
     pub memory: Vec<ProcessMemory>,
+    /// The image phase, when it ran.
+    pub images: Option<ImageFigures>,
 }
 
 fn mib(kib: u64) -> f64 {
@@ -76,6 +79,9 @@ impl Report {
                 mib(m.after_load.peak_kib),
             ));
         }
+        if let Some(images) = &self.images {
+            out.extend(images.figures());
+        }
         out
     }
 
@@ -84,8 +90,13 @@ impl Report {
         println!("scoria-bench: {} on {} cores", self.mode, self.cores);
         println!("command:  {}", self.command);
         println!("endpoint: {}\n", self.endpoint);
-        self.print_phases();
+        if !self.phases.is_empty() {
+            self.print_phases();
+        }
         self.print_memory();
+        if let Some(images) = &self.images {
+            images.print();
+        }
         for p in &self.phases {
             if let Some(e) = &p.first_error {
                 println!(
@@ -189,6 +200,7 @@ impl Report {
             "endpoint": self.endpoint,
             "phases": phases,
             "memory": memory,
+            "images": self.images.as_ref().map(ImageFigures::to_json),
             "figures": figures,
         })
     }

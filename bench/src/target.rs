@@ -24,6 +24,17 @@ const PG_HOST: &str = "127.0.0.1";
 const PG_URL: &str = "postgresql://postgres@127.0.0.1:5432";
 /// The local RabbitMQ broker.
 const BROKER_URL: &str = "rabbit://guest:guest@127.0.0.1:5672";
+/// The project and user that own the image-volume cache's volumes.
+const INTERNAL_TENANT: &str = "scoria-bench-internal";
+
+/// What the configuration of a started Scoria adds for the image phase.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// A Glance to use (`glance_api_servers`), with the image-volume cache on.
+    pub glance: Option<String>,
+    /// A folder in which a new folder holds the file backend's volumes.
+    pub volumes_dir: Option<PathBuf>,
+}
 
 /// A Scoria to measure.
 pub struct Target {
@@ -31,6 +42,10 @@ pub struct Target {
     pub root: String,
     /// Name and pid of each Scoria process whose memory is reported.
     pub processes: Vec<(String, u32)>,
+    /// The folder of the file backend's volumes, when known.
+    pub volumes_dir: Option<PathBuf>,
+    /// A volumes folder made here outside the work directory.
+    own_volumes_dir: Option<PathBuf>,
     children: Vec<(String, Child)>,
     /// Data, configuration and logs of the processes started here.
     work_dir: Option<PathBuf>,
@@ -39,43 +54,39 @@ pub struct Target {
 }
 
 impl Target {
-    /// A Scoria already running at `root`, made of processes `pids`.
-    pub fn endpoint(root: &str, pids: &[u32]) -> Target {
+    /// A Scoria already running at `root`, made of processes `pids`,
+    /// keeping its volumes in `volumes_dir` if known.
+    pub fn endpoint(root: &str, pids: &[u32], volumes_dir: Option<&Path>) -> Target {
         Target {
             root: root.to_string(),
             processes: pids.iter().map(|&p| (format!("pid{p}"), p)).collect(),
+            volumes_dir: volumes_dir.map(Path::to_path_buf),
+            own_volumes_dir: None,
             children: Vec::new(),
             work_dir: None,
             database_and_vhost: None,
         }
     }
 
-    /// Starts `scoria serve` on a fresh data directory.
-    pub async fn all_in_one(bin: &Path) -> Result<Target> {
-        let (mut target, port) = Target::launched(bin)?;
-        let data = target.dir().join("data");
-        let listen = format!("127.0.0.1:{port}");
-        let args: [&OsStr; 5] = [
-            "serve".as_ref(),
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-            "--listen".as_ref(),
-            listen.as_ref(),
-        ];
-        let started = target.spawn("serve", bin, &args);
+    /// Starts `scoria serve` on a fresh data directory; with `options`
+    /// set, through an INI file with one `file` backend.
+    pub async fn all_in_one(bin: &Path, options: &Options) -> Result<Target> {
+        let (mut target, port) = Target::launched(bin, options)?;
+        let started = target.start_all_in_one(bin, port, options);
         target.or_clean_up(started).await
     }
 
     /// Creates a database and a vhost, writes an INI file, upgrades the
     /// database and starts `scoria api`, `scoria scheduler` and `scoria volume`.
-    pub async fn deployment(bin: &Path) -> Result<Target> {
-        let (mut target, port) = Target::launched(bin)?;
-        let started = target.start_deployment(bin, port).await;
+    pub async fn deployment(bin: &Path, options: &Options) -> Result<Target> {
+        let (mut target, port) = Target::launched(bin, options)?;
+        let started = target.start_deployment(bin, port, options).await;
         target.or_clean_up(started).await
     }
 
-    /// A target with a fresh work directory and a free loopback port, nothing started yet.
-    fn launched(bin: &Path) -> Result<(Target, u16)> {
+    /// A target with a fresh work directory, a fresh volumes folder and a
+    /// free loopback port, nothing started yet.
+    fn launched(bin: &Path, options: &Options) -> Result<(Target, u16)> {
         if !bin.is_file() {
             bail!(
                 "{} does not exist; run `cargo build --release` or pass --scoria-bin",
@@ -88,8 +99,19 @@ impl Target {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let mut target = Target::endpoint(&format!("http://127.0.0.1:{port}"), &[]);
+        let mut target = Target::endpoint(&format!("http://127.0.0.1:{port}"), &[], None);
+        let volumes = match &options.volumes_dir {
+            Some(parent) => {
+                let own = parent.join(dir.file_name().unwrap_or_default());
+                target.own_volumes_dir = Some(own.clone());
+                own
+            }
+            None => dir.join("volumes"),
+        };
         target.work_dir = Some(dir);
+        std::fs::create_dir_all(&volumes)
+            .with_context(|| format!("cannot create {}", volumes.display()))?;
+        target.volumes_dir = Some(volumes);
         Ok((target, port))
     }
 
@@ -108,17 +130,61 @@ impl Target {
         self.work_dir.as_deref().unwrap_or(Path::new("."))
     }
 
-    async fn start_deployment(&mut self, bin: &Path, port: u16) -> Result<()> {
+    fn start_all_in_one(&mut self, bin: &Path, port: u16, options: &Options) -> Result<()> {
+        let data = self.dir().join("data");
+        let listen = format!("127.0.0.1:{port}");
+        let mut args: Vec<&OsStr> = vec![
+            "serve".as_ref(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--listen".as_ref(),
+            listen.as_ref(),
+        ];
+        let config = self.dir().join("serve.conf");
+        std::fs::write(&config, self.ini(options, ""))?;
+        args.extend(["--config-file".as_ref(), config.as_os_str()]);
+        self.spawn("serve", bin, &args)
+    }
+
+    /// The INI file less the deployment's `[database]`: the `[DEFAULT]` lines
+    /// `deployment` (or none), one `file` backend, and with a Glance the
+    /// image options and the image-volume cache.
+    fn ini(&self, options: &Options, deployment: &str) -> String {
+        let volumes = self.volumes_dir.as_deref().unwrap_or(Path::new("volumes"));
+        let (mut default, mut backend) = (String::new(), String::new());
+        if let Some(glance) = &options.glance {
+            default = format!(
+                "glance_api_servers = {glance}
+cinder_internal_tenant_project_id = {INTERNAL_TENANT}
+cinder_internal_tenant_user_id = {INTERNAL_TENANT}
+image_conversion_dir = {}
+",
+                self.dir().join("conversion").display()
+            );
+            backend = "image_volume_cache_enabled = true\n".into();
+        }
+        format!(
+            "[DEFAULT]
+{deployment}enabled_backends = file
+{default}[file]
+volume_driver = file
+volume_backend_name = file
+file_volumes_dir = {}
+{backend}",
+            volumes.display()
+        )
+    }
+
+    async fn start_deployment(&mut self, bin: &Path, port: u16, options: &Options) -> Result<()> {
         let name = format!("scoria_bench_{}", Uuid::new_v4().simple());
         psql(&format!("CREATE DATABASE {name}")).await?;
         self.database_and_vhost = Some(name.clone());
         rabbitmqctl(&["add_vhost", &name]).await?;
         rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]).await?;
         let config = self.dir().join("scoria.conf");
-        std::fs::write(
-            &config,
-            deployment_ini(&name, port, &self.dir().join("volumes")),
-        )?;
+        let ini = self.ini(options, &deployment_ini(&name, port))
+            + &format!("[database]\nconnection = {PG_URL}/{name}\n");
+        std::fs::write(&config, ini)?;
         let args: [&OsStr; 4] = [
             "db".as_ref(),
             "upgrade".as_ref(),
@@ -222,6 +288,9 @@ impl Target {
             warn(psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await);
             warn(rabbitmqctl(&["delete_vhost", &name]).await);
         }
+        if let Some(dir) = self.own_volumes_dir.take().filter(|_| !keep_data) {
+            warn(std::fs::remove_dir_all(&dir).context("cannot remove the volumes folder"));
+        }
         if let Some(dir) = self.work_dir.take() {
             if keep_data || keep_logs {
                 eprintln!("[bench] kept {}", dir.display());
@@ -232,22 +301,15 @@ impl Target {
     }
 }
 
-/// The INI file of the deployment: noauth, one `file` backend, the given database and vhost.
-fn deployment_ini(name: &str, port: u16, volumes_dir: &Path) -> String {
+/// The deployment's `[DEFAULT]` lines in its INI file: noauth, the given
+/// vhost.
+fn deployment_ini(name: &str, port: u16) -> String {
     format!(
-        "[DEFAULT]
-transport_url = {BROKER_URL}/{name}
+        "transport_url = {BROKER_URL}/{name}
 auth_strategy = noauth
 osapi_volume_listen_port = {port}
-enabled_backends = file
 backend_stats_polling_interval = 5
-[database]
-connection = {PG_URL}/{name}
-[file]
-volume_driver = file
-file_volumes_dir = {}
-",
-        volumes_dir.display()
+"
     )
 }
 
