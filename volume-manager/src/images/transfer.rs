@@ -1,6 +1,7 @@
 //! Moving image data between Glance and files without holding it: a
-//! download is written by a blocking thread while the next pieces arrive
-//! (bounded queue), an upload is read by one while the previous pieces go out.
+//! download is hashed by one blocking thread and written by another while
+//! the next pieces arrive (bounded queues; the pieces are shared, not
+//! copied), an upload is read by one while the previous pieces go out.
 
 use std::fs::OpenOptions;
 use std::io::{self, Read};
@@ -21,7 +22,9 @@ const BLOCK: usize = 64 * 1024;
 /// Bytes gathered before a write.
 const WRITE_BUFFER: usize = 4 << 20;
 /// Bytes read from a volume per piece of an upload.
-const READ_PIECE: usize = 1 << 20;
+const READ_PIECE: usize = 256 << 10;
+/// Pieces read ahead of an upload.
+const READ_AHEAD: usize = 4;
 
 /// What a download wrote.
 pub(crate) struct Written {
@@ -49,12 +52,14 @@ pub(crate) async fn download(
         Sink::NewFile { path } => (path.to_path_buf(), u64::MAX, true),
     };
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
-    let writer = tokio::task::spawn_blocking(move || write_all(&path, create, limit, rx, hasher));
+    let (to_hash, hash_rx) = mpsc::channel::<Bytes>(QUEUE);
+    let writer = tokio::task::spawn_blocking(move || write_all(&path, create, limit, rx));
+    let hashing = tokio::task::spawn_blocking(move || hash_all(hash_rx, hasher));
     let mut broke: Option<String> = None;
     loop {
         match data.chunk().await {
             Ok(Some(piece)) => {
-                if tx.send(piece).await.is_err() {
+                if to_hash.send(piece.clone()).await.is_err() || tx.send(piece).await.is_err() {
                     break; // the writer stopped; its error says why
                 }
             }
@@ -66,11 +71,22 @@ pub(crate) async fn download(
         }
     }
     drop(tx);
+    drop(to_hash);
     let written = writer.await.map_err(|e| e.to_string())?;
+    let hash = hashing.await.map_err(|e| e.to_string())?;
     if let Some(why) = broke {
         return Err(why);
     }
-    written
+    let bytes = written?;
+    Ok(Written { bytes, hash })
+}
+
+/// Hashes the pieces of a download as they come.
+fn hash_all(mut rx: mpsc::Receiver<Bytes>, mut hasher: ImageHash) -> String {
+    while let Some(piece) = rx.blocking_recv() {
+        hasher.update(&piece);
+    }
+    hasher.hex()
 }
 
 fn write_all(
@@ -78,8 +94,7 @@ fn write_all(
     create: bool,
     limit: u64,
     mut rx: mpsc::Receiver<Bytes>,
-    mut hasher: ImageHash,
-) -> Result<Written, String> {
+) -> Result<u64, String> {
     let file = OpenOptions::new()
         .write(true)
         .create_new(create)
@@ -94,7 +109,6 @@ fn write_all(
     };
     let io_err = |e: io::Error| format!("writing the image failed: {e}");
     while let Some(piece) = rx.blocking_recv() {
-        hasher.update(&piece);
         let end = offset + buf.len() as u64 + piece.len() as u64;
         if end > limit {
             return Err(format!(
@@ -116,10 +130,7 @@ fn write_all(
         file.set_len(offset).map_err(io_err)?;
     }
     file.sync_data().map_err(io_err)?;
-    Ok(Written {
-        bytes: offset,
-        hash: hasher.hex(),
-    })
+    Ok(offset)
 }
 
 /// Writes `buf` at `at`, leaving out blocks that are all zero.
@@ -153,7 +164,7 @@ fn is_zero(block: &[u8]) -> bool {
 /// The bytes of `path` as a request body, read by a blocking thread.
 pub(crate) fn body_of(path: &Path) -> io::Result<reqwest::Body> {
     let mut file = std::fs::File::open(path)?;
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(QUEUE);
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
     tokio::task::spawn_blocking(move || loop {
         let mut piece = vec![0u8; READ_PIECE];
         let n = match read_full(&mut file, &mut piece) {
