@@ -101,6 +101,9 @@ pub struct ImageFigures {
     pub disk_write: Throughput,
     /// Limit: `GET /v2/images/{id}/file` of the raw image, data thrown away.
     pub glance_serve: Throughput,
+    /// Limit of volume→image: `PUT /v2/images/{id}/file` of the raw image
+    /// from a file.
+    pub glance_receive: Throughput,
     /// Size of the qcow2 image in Glance.
     pub qcow2_bytes: u64,
     /// Create from the raw image → available (1 GiB in the time taken).
@@ -123,36 +126,37 @@ pub async fn run(setup: &Setup<'_>) -> Result<ImageFigures> {
     files::make_raw(&raw_file).await?;
     files::make_qcow2(&raw_file, &qcow2_file).await?;
     let qcow2_bytes = std::fs::metadata(&qcow2_file)?.len();
-    progress("images: uploading both to Glance");
-    let raw_image = upload(setup, "raw", &raw_file).await?;
-    let qcow2_image = upload(setup, "qcow2", &qcow2_file).await?;
+    progress("images: uploading the qcow2 image to Glance");
+    let (qcow2_image, _) = upload(setup, "qcow2", &qcow2_file).await?;
+    progress("images: limit 1, Glance receiving the raw image (its upload)");
+    let (raw_image, glance_receive) = upload(setup, "raw", &raw_file).await?;
+    report(glance_receive, "");
 
     let disk_dir = setup
         .volumes_dir
         .map_or_else(std::env::temp_dir, Path::to_path_buf);
     progress(&format!(
-        "images: limit 1, writing 1 GiB into {} with fdatasync",
+        "images: limit 2, writing 1 GiB into {} with fdatasync",
         disk_dir.display()
     ));
+    files::settle().await;
     let disk = files::probe_disk(&disk_dir, &raw_file).await?;
     drop(scratch);
-    progress(&format!(
-        "images: {:.1} MB/s, {}",
-        disk.write.mb_per_s(),
-        if disk.reflink {
-            "reflink"
-        } else {
-            "no reflink"
-        }
-    ));
-    progress("images: limit 2, Glance serving the raw image");
+    let reflink = if disk.reflink {
+        ", reflink"
+    } else {
+        ", no reflink"
+    };
+    report(disk.write, reflink);
+    progress("images: limit 3, Glance serving the raw image");
+    files::settle().await;
     let started = Instant::now();
     let bytes = setup.glance.download(&raw_image).await?;
     let glance_serve = Throughput {
         bytes,
         elapsed: started.elapsed(),
     };
-    progress(&format!("images: {:.1} MB/s", glance_serve.mb_per_s()));
+    report(glance_serve, "");
 
     let pids = setup.processes.iter().map(|(_, pid)| *pid).collect();
     let sampler = Sampler::start(pids);
@@ -165,6 +169,7 @@ pub async fn run(setup: &Setup<'_>) -> Result<ImageFigures> {
         reflink: disk.reflink,
         disk_write: disk.write,
         glance_serve,
+        glance_receive,
         qcow2_bytes,
         raw_to_volume: copies.raw_to_volume,
         qcow2_to_volume: copies.qcow2_to_volume,
@@ -184,22 +189,31 @@ struct Copies {
     volume_to_qcow2: Throughput,
 }
 
+/// Runs the copies, each after a `sync` (see [`files::settle`]).
 async fn copies(setup: &Setup<'_>, raw_image: &str, qcow2_image: &str) -> Result<Copies> {
     progress("images: raw image → volume");
+    files::settle().await;
     let (volume, raw_to_volume) = to_volume(setup, raw_image, COPY_POLL).await?;
-    took(raw_to_volume);
+    report(Throughput::of_image(raw_to_volume), "");
     progress("images: qcow2 image → volume");
+    files::settle().await;
     let (_, qcow2_to_volume) = to_volume(setup, qcow2_image, COPY_POLL).await?;
-    took(qcow2_to_volume);
+    report(Throughput::of_image(qcow2_to_volume), "");
     progress("images: raw image → volume again (from the image-volume cache)");
+    files::settle().await;
     let (_, cached_create) = to_volume(setup, raw_image, CLONE_POLL).await?;
-    took(cached_create);
+    progress(&format!(
+        "images: {:.1} ms",
+        cached_create.as_secs_f64() * 1e3
+    ));
     progress("images: volume → raw image");
+    files::settle().await;
     let volume_to_raw = to_image(setup, &volume, "raw").await?;
-    took(volume_to_raw);
+    report(Throughput::of_image(volume_to_raw), "");
     progress("images: volume → qcow2 image");
+    files::settle().await;
     let volume_to_qcow2 = to_image(setup, &volume, "qcow2").await?;
-    took(volume_to_qcow2);
+    report(Throughput::of_image(volume_to_qcow2), "");
     Ok(Copies {
         raw_to_volume: Throughput::of_image(raw_to_volume),
         qcow2_to_volume: Throughput::of_image(qcow2_to_volume),
@@ -209,22 +223,30 @@ async fn copies(setup: &Setup<'_>, raw_image: &str, qcow2_image: &str) -> Result
     })
 }
 
-fn took(elapsed: Duration) {
+/// Shows a figure as it is measured.
+fn report(t: Throughput, note: &str) {
     progress(&format!(
-        "images: {:.2} s, {:.1} MB/s",
-        elapsed.as_secs_f64(),
-        Throughput::of_image(elapsed).mb_per_s()
+        "images: {:.2} s, {:.1} MB/s{note}",
+        t.elapsed.as_secs_f64(),
+        t.mb_per_s()
     ));
 }
 
-/// Makes a Glance image of `file` in `disk_format`; returns its id.
-async fn upload(setup: &Setup<'_>, disk_format: &str, file: &Path) -> Result<String> {
+/// Makes a Glance image of `file` in `disk_format`; returns its id and
+/// how fast Glance took the data (the `PUT` of the file, after a `sync`).
+async fn upload(setup: &Setup<'_>, disk_format: &str, file: &Path) -> Result<(String, Throughput)> {
     let name = format!("scoria-bench-{disk_format}");
     let id = setup.glance.create(&name, disk_format).await?;
     setup.made.sources.lock().unwrap().push(id.clone());
+    files::settle().await;
+    let started = Instant::now();
     setup.glance.upload(&id, file).await?;
+    let taken = Throughput {
+        bytes: std::fs::metadata(file)?.len(),
+        elapsed: started.elapsed(),
+    };
     setup.glance.wait_active(&id, setup.cap).await?;
-    Ok(id)
+    Ok((id, taken))
 }
 
 /// Creates a 1 GiB volume from `image`, timed from the request until the
@@ -293,9 +315,15 @@ fn mib(kib: u64) -> f64 {
 }
 
 impl ImageFigures {
-    /// The slower of the two limits, in MB/s.
+    /// The limit of image→volume: the slower of writing the disk and
+    /// Glance serving, in MB/s.
     pub fn limit_mb_per_s(&self) -> f64 {
         self.disk_write.mb_per_s().min(self.glance_serve.mb_per_s())
+    }
+
+    /// `t` as a percentage of `limit` MB/s.
+    fn pct(t: &Throughput, limit: f64) -> f64 {
+        100.0 * t.mb_per_s() / limit
     }
 
     /// The peak RSS of the volume process (`volume`, or `serve` in the
@@ -310,24 +338,35 @@ impl ImageFigures {
             .cloned()
     }
 
-    /// Every figure as a name and a value (MB/s, % of the slower limit, ms, MiB).
+    /// Every figure as a name and a value (MB/s; % of the limit, which is
+    /// the slower of disk and Glance serving for image→volume, Glance
+    /// receiving for volume→image; ms; MiB).
     pub fn figures(&self) -> Vec<(String, f64)> {
-        let limit = self.limit_mb_per_s();
+        let (to_volume, to_image) = (self.limit_mb_per_s(), self.glance_receive.mb_per_s());
         let mut out: Vec<(String, f64)> = vec![
             ("disk_write_mb_per_s", self.disk_write.mb_per_s()),
             ("glance_serve_mb_per_s", self.glance_serve.mb_per_s()),
+            ("glance_receive_mb_per_s", to_image),
             ("raw_to_volume_mb_per_s", self.raw_to_volume.mb_per_s()),
             (
                 "raw_to_volume_pct_of_limit",
-                100.0 * self.raw_to_volume.mb_per_s() / limit,
+                Self::pct(&self.raw_to_volume, to_volume),
             ),
             ("qcow2_to_volume_mb_per_s", self.qcow2_to_volume.mb_per_s()),
             (
                 "qcow2_to_volume_pct_of_limit",
-                100.0 * self.qcow2_to_volume.mb_per_s() / limit,
+                Self::pct(&self.qcow2_to_volume, to_volume),
             ),
             ("volume_to_raw_mb_per_s", self.volume_to_raw.mb_per_s()),
+            (
+                "volume_to_raw_pct_of_limit",
+                Self::pct(&self.volume_to_raw, to_image),
+            ),
             ("volume_to_qcow2_mb_per_s", self.volume_to_qcow2.mb_per_s()),
+            (
+                "volume_to_qcow2_pct_of_limit",
+                Self::pct(&self.volume_to_qcow2, to_image),
+            ),
             ("cached_create_ms", self.cached_create.as_secs_f64() * 1e3),
         ]
         .into_iter()
@@ -385,41 +424,54 @@ impl ImageFigures {
             "no reflink"
         };
         println!(
-            "image phase: 1 GiB images (qcow2 {:.0} MiB); MB = 10^6 bytes",
-            mib(self.qcow2_bytes / 1024)
+            "image phase: 1 GiB images (qcow2 {:.0} MiB); MB = 10^6 bytes; volumes' folder {} ({reflink})",
+            mib(self.qcow2_bytes / 1024),
+            self.disk_dir.display()
         );
+        let (to_volume, to_image) = (self.limit_mb_per_s(), self.glance_receive.mb_per_s());
         let rows = [
             (
-                format!(
-                    "limit: write + fdatasync in {} ({reflink})",
-                    self.disk_dir.display()
-                ),
+                "limit: write + fdatasync in the volumes' folder",
                 self.disk_write,
+                None,
             ),
             (
-                "limit: Glance serving the raw image".into(),
+                "limit: Glance serving the raw image",
                 self.glance_serve,
+                None,
             ),
-            ("raw image → volume".into(), self.raw_to_volume),
-            ("qcow2 image → volume".into(), self.qcow2_to_volume),
-            ("volume → raw image".into(), self.volume_to_raw),
-            ("volume → qcow2 image".into(), self.volume_to_qcow2),
+            (
+                "limit: Glance receiving the raw image",
+                self.glance_receive,
+                None,
+            ),
+            ("raw image → volume", self.raw_to_volume, Some(to_volume)),
+            (
+                "qcow2 image → volume",
+                self.qcow2_to_volume,
+                Some(to_volume),
+            ),
+            ("volume → raw image", self.volume_to_raw, Some(to_image)),
+            ("volume → qcow2 image", self.volume_to_qcow2, Some(to_image)),
         ];
-        for (what, t) in rows {
+        println!("  {:<50} {:>9} {:>8} {:>11}", "", "MB/s", "s", "% of limit");
+        for (what, t, limit) in rows {
+            let pct = limit.map_or(String::new(), |l| format!("{:.0} %", Self::pct(&t, l)));
             println!(
-                "  {what:<60} {:>8.1} MB/s {:>8.2} s",
+                "  {what:<50} {:>9.1} {:>8.2} {pct:>11}",
                 t.mb_per_s(),
                 t.elapsed.as_secs_f64()
             );
         }
         println!(
-            "  {:<60} {:>8.1} ms",
-            "cached create (second create of the raw image)",
-            self.cached_create.as_secs_f64() * 1e3
+            "  {:<50} {:>9} {:>8.3}",
+            "cached create (the raw image again)",
+            "",
+            self.cached_create.as_secs_f64()
         );
         for (name, kib) in &self.rss_peaks {
             println!(
-                "  {:<60} {:>8.1} MiB",
+                "  {:<50} {:>9.1} MiB",
                 format!("peak RSS of {name} during the copies"),
                 mib(*kib)
             );
