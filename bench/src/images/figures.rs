@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::files::IMAGE_BYTES;
+use crate::rss::Sampled;
 
 /// Raw image→volume must reach this share of the slower limit…
 const RAW_FLOOR: f64 = 0.75;
@@ -51,8 +52,8 @@ pub struct Transfer {
     pub limit: Limit,
     /// From the request until the volume (and the image) were ready.
     pub elapsed: Duration,
-    /// Peak `VmRSS` (KiB) of each Scoria process during the copy.
-    pub rss_kib: Vec<u64>,
+    /// The peak `VmRSS` and CPU time of each Scoria process during the copy.
+    pub processes: Vec<Sampled>,
 }
 
 impl Transfer {
@@ -93,7 +94,7 @@ pub struct ImageFigures {
     pub glance_receive: Throughput,
     /// Size of the qcow2 image in Glance.
     pub qcow2_bytes: u64,
-    /// The names of the Scoria processes, in the order of [`Transfer::rss_kib`].
+    /// The names of the Scoria processes, in the order of [`Transfer::processes`].
     pub processes: Vec<String>,
     pub copies: Vec<Transfer>,
 }
@@ -136,14 +137,15 @@ impl ImageFigures {
     fn peak_kib(&self, i: usize) -> u64 {
         self.copies
             .iter()
-            .filter_map(|c| c.rss_kib.get(i))
+            .filter_map(|c| c.processes.get(i))
+            .map(|p| p.peak_rss_kib)
             .max()
-            .copied()
             .unwrap_or(0)
     }
 
-    /// Every figure as a name and a value: MB/s and % of the limit for each
-    /// copy, ms for the cached create, the peak RSS of each process in MiB.
+    /// Every figure as a name and a value: MB/s, % of the limit and the
+    /// volume process's CPU seconds for each copy, ms for the cached create,
+    /// the peak RSS of each process in MiB.
     pub fn figures(&self) -> Vec<(String, f64)> {
         let mut out = vec![
             (
@@ -163,6 +165,10 @@ impl ImageFigures {
                     out.push((format!("{}_pct_of_limit", c.key), pct));
                 }
                 None => out.push((format!("{}_ms", c.key), c.ms())),
+            }
+            let volume = self.volume_process().and_then(|i| c.processes.get(i));
+            if let Some(cpu_s) = volume.and_then(|p| p.cpu_s) {
+                out.push((format!("{}_volume_cpu_s", c.key), cpu_s));
             }
         }
         for (i, name) in self.processes.iter().enumerate() {
@@ -228,10 +234,15 @@ impl ImageFigures {
             self.disk_dir.display()
         );
         let volume = self.volume_process();
-        let rss_title = volume.map_or(String::new(), |i| format!("{} RSS MiB", self.processes[i]));
+        let process = volume.map_or("", |i| self.processes[i].as_str());
         println!(
-            "  {:<48} {:>9} {:>8} {:>11} {:>16}",
-            "", "MB/s", "s", "% of limit", rss_title
+            "  {:<48} {:>9} {:>8} {:>11} {:>16} {:>14}",
+            "",
+            "MB/s",
+            "s",
+            "% of limit",
+            format!("{process} RSS MiB"),
+            format!("{process} CPU s")
         );
         let limits = [
             (
@@ -256,11 +267,13 @@ impl ImageFigures {
                 ),
                 None => (String::new(), String::new()),
             };
-            let rss = volume
-                .and_then(|i| c.rss_kib.get(i))
-                .map_or(String::new(), |&kib| format!("{:.1}", mib(kib)));
+            let sampled = volume.and_then(|i| c.processes.get(i));
+            let rss = sampled.map_or(String::new(), |p| format!("{:.1}", mib(p.peak_rss_kib)));
+            let cpu = sampled
+                .and_then(|p| p.cpu_s)
+                .map_or(String::new(), |s| format!("{s:.2}"));
             println!(
-                "  {:<48} {rate:>9} {:>8.3} {pct:>11} {rss:>16}",
+                "  {:<48} {rate:>9} {:>8.3} {pct:>11} {rss:>16} {cpu:>14}",
                 c.name,
                 c.elapsed.as_secs_f64()
             );

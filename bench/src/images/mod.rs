@@ -151,7 +151,7 @@ async fn copies(setup: &Setup<'_>, raw_image: &str, qcow2_image: &str) -> Result
 }
 
 /// Runs `work` after a `sync` (see [`files::settle`]), timing it and
-/// sampling the memory of the Scoria processes meanwhile.
+/// sampling the memory and CPU time of the Scoria processes meanwhile.
 async fn copy<T>(
     setup: &Setup<'_>,
     (key, name, limit): (&'static str, &'static str, Limit),
@@ -163,14 +163,14 @@ async fn copy<T>(
     let started = Instant::now();
     let out = work.await;
     let elapsed = started.elapsed();
-    let rss_kib = sampler.stop().await;
+    let processes = sampler.stop().await;
     let out = out?;
     let done = Transfer {
         key,
         name,
         limit,
         elapsed,
-        rss_kib,
+        processes,
     };
     match limit {
         Limit::None => progress(&format!("images: {:.1} ms", elapsed.as_secs_f64() * 1e3)),
