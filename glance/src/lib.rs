@@ -151,15 +151,39 @@ impl Glance {
         check(resp, id).await.map(drop)
     }
 
-    /// Deletes an image; one that is already gone is no error.
+    /// Deletes an image; one that is already gone is no error. A protected
+    /// image (an upload that failed half way may be one) is unprotected first.
     pub async fn delete(&self, ctx: &RequestContext, id: &str) -> Result<()> {
-        let resp = self
-            .send(ctx, Method::DELETE, &format!("images/{id}"), None)
-            .await?;
+        let path = format!("images/{id}");
+        let resp = self.send(ctx, Method::DELETE, &path, None).await?;
         match check(resp, id).await {
             Ok(_) | Err(GlanceError::NotFound(_)) => Ok(()),
+            Err(GlanceError::Refused { status: 403, .. }) => {
+                self.unprotect(ctx, id).await?;
+                let resp = self.send(ctx, Method::DELETE, &path, None).await?;
+                match check(resp, id).await {
+                    Ok(_) | Err(GlanceError::NotFound(_)) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// Sets `protected` to false (a JSON patch, as Glance's v2 API takes it).
+    async fn unprotect(&self, ctx: &RequestContext, id: &str) -> Result<()> {
+        let base = self.endpoint(0).await?;
+        let patch = serde_json::json!([{"op": "replace", "path": "/protected", "value": false}]);
+        let resp = self
+            .http
+            .patch(format!("{base}/v2/images/{id}"))
+            .headers(self.headers(ctx).await?)
+            .header(CONTENT_TYPE, "application/openstack-images-v2.1-json-patch")
+            .body(patch.to_string())
+            .send()
+            .await
+            .map_err(|e| GlanceError::Unreachable(e.to_string()))?;
+        check(resp, id).await.map(drop)
     }
 
     /// Sends a request to `/v2/<path>`, again up to `glance_num_retries`

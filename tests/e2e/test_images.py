@@ -393,3 +393,17 @@ def test_cache_entry_dropped_when_the_image_changes(cached, glance, tmp_path):
     assert r.status_code == 200, r.text
     cached.wait_volume(create_from_image(cached, glance, image["id"])["id"])
     assert glance.downloads(image["id"]) == 2
+
+
+def test_failed_upload_of_a_protected_image_leaves_no_image(srv, glance):
+    vol = srv.create_volume(size=1)
+    srv.volume_file(vol["id"]).unlink()  # the backend lost the data: the upload must fail
+    name = f"prot-{uuid.uuid4().hex[:6]}"
+    body = {"os-volume_upload_image": {"image_name": name, "protected": True}}
+    made = srv.api("POST", f"/volumes/{vol['id']}/action", 202, json=body,
+                   microversion="3.1")["os-volume_upload_image"]
+    assert made["protected"] is True
+    srv.wait_volume(vol["id"], "available")
+    assert "could not be uploaded" in failure_message(srv, vol["id"])
+    wait_for(lambda: get_image(glance, made["image_id"]) is None, timeout=60,
+             what="the protected half-made image to be deleted")

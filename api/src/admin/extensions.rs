@@ -65,6 +65,11 @@ const EXTENSIONS: &[Extension] = &[
         "Shows the host of volumes.",
     ),
     (
+        "os-vol-image-meta",
+        "VolumeImageMetadata",
+        "Shows and changes the image metadata of volumes.",
+    ),
+    (
         "os-vol-mig-status-attr",
         "VolumeMigStatusAttribute",
         "Shows the migration status of volumes.",
