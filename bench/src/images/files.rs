@@ -40,6 +40,17 @@ impl Drop for Scratch {
     }
 }
 
+/// Runs `sync` twice: the data other steps left in the page cache (Glance
+/// does not sync what it stores) goes to disk now rather than during the
+/// next timed step. Twice, because a filesystem on a loop device hands its
+/// data to the page cache of the filesystem below, which the first `sync`
+/// may already have passed.
+pub async fn settle() {
+    for _ in 0..2 {
+        let _ = Command::new("sync").stdin(Stdio::null()).status().await;
+    }
+}
+
 /// Writes a raw image of [`IMAGE_BYTES`] to `path`: 4 MiB blocks, three of
 /// random data, then one of zeros, and so on; the file is synced to disk.
 pub async fn make_raw(path: &Path) -> Result<()> {
