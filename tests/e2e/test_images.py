@@ -141,6 +141,10 @@ def test_volume_from_image_holds_its_bytes(srv, glance, disks, fmt):
         assert allocated < 30 * MiB, f"{allocated} bytes allocated for a 40 MiB sparse image"
     shown = srv.osc("volume", "show", vol["id"])
     assert shown["volume_image_metadata"]["image_id"] == image["id"]
+    srv.osc("volume", "set", "--non-bootable", vol["id"], fmt=None)
+    assert srv.volume(vol["id"])["bootable"] == "false"
+    srv.osc("volume", "set", "--bootable", vol["id"], fmt=None)
+    assert srv.volume(vol["id"])["bootable"] == "true"
     assert conversion_files(srv) == []
 
 
