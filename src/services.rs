@@ -96,20 +96,11 @@ impl Site {
 
 /// A Glance client with no Glance to call: image requests are refused.
 pub fn unconfigured_glance() -> Arc<Glance> {
-    let options = GlanceOptions {
-        glance_api_servers: Vec::new(),
-        glance_catalog_info: "image:glance:publicURL".into(),
-        glance_num_retries: 0,
-        glance_request_timeout: None,
-        glance_api_insecure: false,
-        glance_ca_certificates_file: None,
-        glance_core_properties: Vec::new(),
-        allowed_direct_url_schemes: Vec::new(),
-    };
-    let service = ServiceUserOptions {
-        send_service_user_token: false,
-    };
-    let cfg = GlanceConfig::from_options(&options, &service, None).expect("valid options");
+    let none = Default::default();
+    let options: GlanceOptions = read_options("DEFAULT", &none).expect("documented defaults");
+    let service: ServiceUserOptions =
+        read_options("service_user", &none).expect("documented defaults");
+    let cfg = GlanceConfig::from_options(&options, &service, None).expect("valid defaults");
     Glance::new(cfg).expect("no certificates to read")
 }
 

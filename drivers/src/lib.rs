@@ -83,6 +83,12 @@ impl ModelUpdate {
         let ModelUpdate { provider_location } = self;
         *model.provider_location_mut() = provider_location;
     }
+
+    /// `model` with this update applied.
+    pub fn applied<M: Model>(self, mut model: M) -> M {
+        self.apply(&mut model);
+        model
+    }
 }
 
 /// One export a host asked for: an attachment of a volume to a connector.

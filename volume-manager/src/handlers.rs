@@ -175,11 +175,7 @@ impl VolumeManager {
         } else {
             self.driver.create_volume(&spec).await
         };
-        Ok(outcome.map(|update| {
-            let mut made = spec;
-            update.apply(&mut made);
-            made.provider_location
-        }))
+        Ok(outcome.map(|update| update.applied(spec).provider_location))
     }
 
     /// Creates a volume the scheduler placed on `host` (`host@backend#pool`).
@@ -409,8 +405,7 @@ impl VolumeManager {
         };
         match outcome {
             Ok(update) => {
-                let mut made = snapshot_spec(&snap);
-                update.apply(&mut made);
+                let made = update.applied(snapshot_spec(&snap));
                 let done = SnapshotChanges {
                     status: op.to.status(),
                     progress: Some("100%".into()),

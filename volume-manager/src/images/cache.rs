@@ -174,9 +174,7 @@ impl VolumeManager {
             Ok(update) => {
                 self.db.touch_cache_entry(&entry.id).await?;
                 tracing::info!(volume = %vol.id, image = %image.id, cached = %source.id, "volume cloned from the image cache");
-                let mut made = spec;
-                update.apply(&mut made);
-                Ok(Ok(made.provider_location))
+                Ok(Ok(update.applied(spec).provider_location))
             }
             Err(e) => Ok(Err(
                 format!("cloning the cached image volume failed: {e}").into()
@@ -239,11 +237,7 @@ impl VolumeManager {
         tracing::info!(image = %image.id, cached = %cached.id, "filling the image cache");
         let spec = self.volume_spec(&cached).await?;
         let made = match self.driver.create_volume(&spec).await {
-            Ok(update) => {
-                let mut made = spec;
-                update.apply(&mut made);
-                made
-            }
+            Ok(update) => update.applied(spec),
             Err(e) => {
                 self.db.delete_volume(&cached.id).await?;
                 return Ok(Err(format!(

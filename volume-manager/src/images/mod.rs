@@ -132,11 +132,7 @@ impl VolumeManager {
             let source_spec = self.volume_spec(&source).await?;
             tracing::info!(volume = %vol.id, image = %image.id, source = %source.id, "cloning the image's own volume");
             let outcome = match self.driver.create_cloned_volume(&spec, &source_spec).await {
-                Ok(update) => {
-                    let mut made = spec;
-                    update.apply(&mut made);
-                    Ok(made.provider_location)
-                }
+                Ok(update) => Ok(update.applied(spec).provider_location),
                 Err(e) => {
                     Err(format!("cloning the image's volume {} failed: {e}", source.id).into())
                 }
